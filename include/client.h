@@ -1,0 +1,74 @@
+/* client: one application connection and its state machine (login, idle,
+ * waiting, active), and the client side of forwarding. */
+#ifndef TIDEPOOL_CLIENT_H
+#define TIDEPOOL_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "list.h"
+#include "params.h"
+#include "pool.h"
+
+struct scram_server;
+
+struct client {
+	struct conn conn;
+	struct list_node node;          /* in its pool's list for its state */
+	struct client *key_next;        /* cancel key hash chain */
+	uint64_t id;
+	enum client_state state;
+	struct pool *pool;
+	struct server *server;          /* linked server when CL_ACTIVE */
+	char *user, *dbname;
+	struct param_set params;        /* tracked parameters as the client wants them */
+	uint32_t cancel_pid, cancel_key;
+	usec_t connect_time;            /* monotonic */
+	usec_t connect_wall;            /* wall clock, for SHOW */
+	usec_t state_since;             /* monotonic time it entered its state */
+	usec_t request_time;            /* last time it sent something */
+	char addr[64];
+	int port;
+	bool is_unix;
+	bool closing;
+	bool terminate_seen;            /* Terminate received: close when flushed */
+	/* authentication */
+	int auth_phase;
+	uint8_t md5_salt[4];
+	struct scram_server *scram;
+	bool startup_done;
+};
+
+/* Takes ownership of an accepted socket. */
+void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
+/* Sends an ErrorResponse (FATAL) with sqlstate and closes the client. */
+void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Closes without a message. */
+void client_close(struct client *c, const char *reason);
+/* The scheduler gives c its server; forwarding starts. */
+void client_link(struct client *c, struct server *s);
+/* The linked server is ready for c's input (parameters synced, or not: ok). */
+void client_linked(struct server *s, bool ok);
+/* The server finished the transaction: c goes back to idle. */
+void client_unlink(struct client *c);
+/* The pool's welcome parameters arrived (CL_WAIT_LOGIN -> CL_IDLE). */
+void client_finish_login(struct client *c);
+/* Continue processing buffered input (after waiting or being blocked). */
+void client_process(struct client *c);
+/* The linked server died; the client is told and closed. */
+void client_server_lost(struct client *c, const char *why);
+void client_change_state(struct client *c, enum client_state st);
+/* Log prefix "C-<id> db/user@addr:port". */
+const char *client_name(const struct client *c, char *buf, size_t len);
+struct client *client_find_by_key(uint32_t pid, uint32_t key);
+const char *client_state_name(enum client_state st);
+
+#define client_log(lvl, c, fmt, ...) do { \
+	if (log_enabled(lvl)) { \
+		char client_log_buf_[160]; \
+		log_write(lvl, "%s " fmt, client_name((c), client_log_buf_, sizeof(client_log_buf_)), ##__VA_ARGS__); \
+	} \
+} while (0)
+
+#endif

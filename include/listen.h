@@ -1,0 +1,18 @@
+/* listen: the listening sockets (TCP per listen_addr, and the unix socket)
+ * and accepting clients. */
+#ifndef TIDEPOOL_LISTEN_H
+#define TIDEPOOL_LISTEN_H
+
+#include <stdbool.h>
+#include "config.h"
+
+/* Opens all listeners. False (after logging why) if none could be opened. */
+bool listen_start(const struct config *cfg);
+/* Stops accepting and closes every listening socket (removes the unix socket). */
+void listen_stop(void);
+/* Pauses or resumes accepting without closing sockets. */
+void listen_pause(bool pause);
+/* Applies socket options to an accepted or outgoing TCP socket. */
+void listen_tune_socket(int fd, const struct config *cfg);
+
+#endif

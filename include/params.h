@@ -1,0 +1,31 @@
+/* params: the session parameters tidepool carries from a client to whatever
+ * server it gets (client_encoding, DateStyle, TimeZone,
+ * standard_conforming_strings, application_name, plus
+ * track_extra_parameters), and sets of their values. */
+#ifndef TIDEPOOL_PARAMS_H
+#define TIDEPOOL_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PARAMS_MAX 24
+
+struct param_set {
+	char *values[PARAMS_MAX];   /* NULL: not known / not set */
+};
+
+/* Sets the tracked names: the five defaults plus a comma list. Extra names
+ * beyond PARAMS_MAX are ignored (a warning is logged). */
+void params_set_tracked(const char *extra);
+size_t params_count(void);
+const char *params_name(size_t i);
+/* Index of a tracked name (case-insensitive), or -1. */
+int params_index(const char *name);
+
+/* Stores a copy of value (NULL clears). */
+void param_set_put(struct param_set *ps, size_t i, const char *value);
+void param_set_clear(struct param_set *ps);
+/* True if a has a value for i that b lacks or differs from. */
+bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i);
+
+#endif

@@ -1,0 +1,141 @@
+/* proto: the pure PostgreSQL v3 wire codec.
+ *
+ * Readers turn bytes into views that point into the caller's buffer; writers
+ * append messages to a caller-provided fixed buffer. Nothing here reads a
+ * socket, allocates, or logs. Every length is checked against what is
+ * present before it is used. */
+#ifndef TIDEPOOL_PROTO_H
+#define TIDEPOOL_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_HEADER_LEN 5               /* type byte + int32 length */
+#define PROTO_VERSION_3_0 196608         /* 3 << 16 */
+#define PROTO_SSL_REQUEST 80877103
+#define PROTO_GSSENC_REQUEST 80877104
+#define PROTO_CANCEL_REQUEST 80877102
+#define PROTO_MAX_STARTUP_LEN 10000      /* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PROTO_MAX_SMALL_LEN 10000        /* control messages */
+#define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: Query, Parse, Bind, FunctionCall, CopyData */
+#define PROTO_MAX_STARTUP_PARAMS 64
+
+enum proto_result {
+	PROTO_NEED_MORE,
+	PROTO_OK,
+	PROTO_ERROR,
+};
+
+/* Message type bytes used by the pooler. */
+enum {
+	/* frontend */
+	PQ_MSG_QUERY = 'Q', PQ_MSG_PARSE = 'P', PQ_MSG_BIND = 'B', PQ_MSG_DESCRIBE = 'D',
+	PQ_MSG_EXECUTE = 'E', PQ_MSG_CLOSE = 'C', PQ_MSG_SYNC = 'S', PQ_MSG_FLUSH = 'H',
+	PQ_MSG_FUNCTION_CALL = 'F', PQ_MSG_TERMINATE = 'X', PQ_MSG_PASSWORD = 'p',
+	PQ_MSG_COPY_DATA = 'd', PQ_MSG_COPY_DONE = 'c', PQ_MSG_COPY_FAIL = 'f',
+	/* backend */
+	PQ_MSG_AUTH = 'R', PQ_MSG_PARAMETER_STATUS = 'S', PQ_MSG_BACKEND_KEY = 'K',
+	PQ_MSG_READY = 'Z', PQ_MSG_ERROR = 'E', PQ_MSG_NOTICE = 'N', PQ_MSG_NOTIFICATION = 'A',
+	PQ_MSG_COPY_IN = 'G', PQ_MSG_COPY_OUT = 'H', PQ_MSG_COPY_BOTH = 'W',
+	PQ_MSG_COMMAND_COMPLETE = 'C', PQ_MSG_EMPTY_QUERY = 'I', PQ_MSG_ROW_DESCRIPTION = 'T',
+	PQ_MSG_DATA_ROW = 'D', PQ_MSG_NEGOTIATE_VERSION = 'v', PQ_MSG_PARSE_COMPLETE = '1',
+};
+
+/* Authentication request codes. */
+enum {
+	PQ_AUTH_OK = 0, PQ_AUTH_CLEARTEXT = 3, PQ_AUTH_MD5 = 5,
+	PQ_AUTH_SASL = 10, PQ_AUTH_SASL_CONTINUE = 11, PQ_AUTH_SASL_FINAL = 12,
+};
+
+/* A typed message header: type, and total length including the type byte. */
+struct proto_header {
+	uint8_t type;
+	uint32_t len;   /* declared length field (includes itself, not the type byte) */
+};
+
+/* Reads a header from p[0..n). NEED_MORE if n < 5; ERROR if the declared
+ * length is below 4. */
+enum proto_result proto_read_header(const uint8_t *p, size_t n, struct proto_header *h);
+
+/* Largest length field PostgreSQL accepts for a frontend message type. */
+uint32_t proto_frontend_max_len(uint8_t type);
+
+/* A parsed startup-phase packet (no type byte). Strings point into the buffer. */
+struct proto_startup {
+	uint32_t code;              /* protocol version or request code */
+	uint32_t cancel_pid, cancel_key;
+	size_t n_params;
+	const char *names[PROTO_MAX_STARTUP_PARAMS];
+	const char *values[PROTO_MAX_STARTUP_PARAMS];
+};
+/* Parses a complete startup packet p[0..n) whose int32 length equals n.
+ * On ERROR, *why is a static message. */
+enum proto_result proto_parse_startup(const uint8_t *p, size_t n, struct proto_startup *out,
+				      const char **why);
+/* Value of a startup parameter, or NULL. */
+const char *proto_startup_get(const struct proto_startup *s, const char *name);
+
+/* A bounded reader over a message body. Any overrun sets err and returns 0/NULL. */
+struct proto_reader {
+	const uint8_t *p;
+	size_t len, pos;
+	bool err;
+};
+void proto_reader_init(struct proto_reader *r, const uint8_t *body, size_t len);
+uint8_t proto_get_byte(struct proto_reader *r);
+uint16_t proto_get_int16(struct proto_reader *r);
+uint32_t proto_get_int32(struct proto_reader *r);
+/* A NUL-terminated string inside the body; NULL if none. */
+const char *proto_get_string(struct proto_reader *r);
+const uint8_t *proto_get_bytes(struct proto_reader *r, size_t n);
+size_t proto_remaining(const struct proto_reader *r);
+
+/* Field `code` ('C' SQLSTATE, 'M' message, 'S' severity ...) of an
+ * ErrorResponse/NoticeResponse body, or NULL. */
+const char *proto_error_field(const uint8_t *body, size_t len, char code);
+
+/* A writer into a fixed buffer. Writing past cap sets overflow; callers check
+ * it once at the end. */
+struct proto_writer {
+	uint8_t *buf;
+	size_t cap, len;
+	size_t msg_start;
+	bool overflow;
+};
+void proto_writer_init(struct proto_writer *w, uint8_t *buf, size_t cap);
+/* Starts a message; type 0 starts an untyped (startup-phase) packet. */
+void proto_begin(struct proto_writer *w, uint8_t type);
+void proto_put_byte(struct proto_writer *w, uint8_t v);
+void proto_put_int16(struct proto_writer *w, uint16_t v);
+void proto_put_int32(struct proto_writer *w, uint32_t v);
+void proto_put_bytes(struct proto_writer *w, const void *p, size_t n);
+void proto_put_string(struct proto_writer *w, const char *s);
+/* Patches the length field of the message begun last. */
+void proto_end(struct proto_writer *w);
+
+/* Whole messages. */
+void proto_write_error(struct proto_writer *w, const char *severity, const char *sqlstate,
+		       const char *message);
+void proto_write_notice(struct proto_writer *w, const char *sqlstate, const char *message);
+void proto_write_auth(struct proto_writer *w, uint32_t code, const void *data, size_t n);
+void proto_write_parameter_status(struct proto_writer *w, const char *name, const char *value);
+void proto_write_backend_key(struct proto_writer *w, uint32_t pid, uint32_t key);
+void proto_write_ready(struct proto_writer *w, char status);
+void proto_write_query(struct proto_writer *w, const char *sql);
+void proto_write_password(struct proto_writer *w, const void *data, size_t n);
+void proto_write_sasl_initial(struct proto_writer *w, const char *mech, const void *data, size_t n);
+void proto_write_terminate(struct proto_writer *w);
+void proto_write_cancel_request(struct proto_writer *w, uint32_t pid, uint32_t key);
+void proto_write_negotiate_version(struct proto_writer *w, uint32_t newest_minor,
+				   const char *const *unknown_opts, size_t n_unknown);
+/* Startup packet with protocol 3.0 and NULL-terminated name/value arrays. */
+void proto_write_startup(struct proto_writer *w, const char *const *names, const char *const *values,
+			 size_t n);
+
+/* Appends value as a SQL string literal ('...' with quotes doubled, E'...'
+ * with backslashes doubled when it contains any) into out. False if it does
+ * not fit. */
+bool proto_quote_literal(const char *value, char *out, size_t cap);
+
+#endif

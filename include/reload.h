@@ -1,0 +1,19 @@
+/* reload: holds the current config snapshot and swaps in a new one on
+ * SIGHUP or RELOAD, only when the new file loaded cleanly. */
+#ifndef TIDEPOOL_RELOAD_H
+#define TIDEPOOL_RELOAD_H
+
+#include <stdbool.h>
+#include "config.h"
+
+const struct config *config_current(void);
+/* Installs the first snapshot (takes ownership). */
+void reload_install(struct config *cfg);
+/* Re-reads the config file. On failure the old snapshot stays and *errors
+ * (malloc'd, may be NULL) says why. */
+bool reload_config(char **errors);
+void reload_free(void);
+/* Logs "not supported yet" warnings (the config_warn_fn for config_load). */
+void reload_warn(const char *file, int line, const char *msg);
+
+#endif

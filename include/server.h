@@ -1,0 +1,76 @@
+/* server: one PostgreSQL backend connection and its state machine
+ * (connecting, login, idle, active, used, tested), and the server side of
+ * forwarding, including the transaction-boundary release. */
+#ifndef TIDEPOOL_SERVER_H
+#define TIDEPOOL_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "list.h"
+#include "params.h"
+#include "pool.h"
+
+struct scram_client;
+struct server;
+
+typedef void (*server_query_done_fn)(struct server *s, bool ok);
+
+struct server {
+	struct conn conn;
+	struct list_node node;
+	uint64_t id;
+	enum server_state state;
+	struct pool *pool;
+	struct client *client;           /* linked client when SV_ACTIVE */
+	uint32_t backend_pid, backend_key;
+	struct param_set params;         /* tracked parameters as the backend reported */
+	/* what the linked client still waits for */
+	uint32_t pending_ready;          /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	bool unsynced;                   /* extended-protocol messages sent since the last Sync */
+	bool copy_in;                    /* in COPY FROM STDIN */
+	char tx_status;                  /* last ReadyForQuery status: I, T or E */
+	bool release_after_flush;
+	/* a query the pooler runs itself (reset, check, SET, connect_query) */
+	bool internal;
+	bool internal_for_client;        /* ParameterStatus updates go to the client's wants too */
+	bool internal_failed;
+	server_query_done_fn internal_done;
+	/* login */
+	struct scram_client *scram;
+	int auth_phase;
+	struct pool_param *login_params;
+	size_t n_login_params;
+	usec_t connect_time, connect_wall, state_since, last_used;
+	bool close_needed;
+	char addr[64];
+	int port;
+};
+
+/* Opens a new server connection for the pool. False if it could not start. */
+bool server_launch(struct pool *p);
+/* Pairs s with client c (SV_ACTIVE); tracked parameters are synced first,
+ * then client_linked(s, ok) is called. */
+void server_link(struct server *s, struct client *c);
+/* The client is gone (or done): put s back to the pool if clean, else close. */
+void server_release(struct server *s, bool client_left);
+/* Runs sql as an internal query; done(s, ok) when its ReadyForQuery arrives. */
+void server_run_internal(struct server *s, const char *sql, bool for_client, server_query_done_fn done);
+void server_close(struct server *s, const char *reason);
+void server_change_state(struct server *s, enum server_state st);
+/* Continue processing buffered input. */
+void server_process(struct server *s);
+const char *server_name(const struct server *s, char *buf, size_t len);
+const char *server_state_name(enum server_state st);
+/* True when no query or transaction is in flight. */
+bool server_is_clean(const struct server *s);
+
+#define server_log(lvl, s, fmt, ...) do { \
+	if (log_enabled(lvl)) { \
+		char server_log_buf_[160]; \
+		log_write(lvl, "%s " fmt, server_name((s), server_log_buf_, sizeof(server_log_buf_)), ##__VA_ARGS__); \
+	} \
+} while (0)
+
+#endif

@@ -1,0 +1,13 @@
+/* server_login: logging in to a backend: the startup packet, answering its
+ * authentication request (cleartext, md5, SCRAM-SHA-256), collecting its
+ * parameters and cancel key, and running connect_query. */
+#ifndef TIDEPOOL_SERVER_LOGIN_H
+#define TIDEPOOL_SERVER_LOGIN_H
+
+struct server;
+
+void server_login_start(struct server *s);
+void server_login_input(struct server *s);
+void server_login_free(struct server *s);
+
+#endif

@@ -1,0 +1,130 @@
+/* cancel: owns the cancel-key hash table and in-flight cancel forwards.
+ * Keys are random, so a client cannot guess another client's key; a
+ * CancelRequest reaches only the backend the key's owner is using now. */
+#include "cancel.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "crypto.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reload.h"
+#include "server.h"
+
+#define CANCEL_BUCKETS 16384
+
+static struct client *buckets[CANCEL_BUCKETS];
+
+static size_t bucket_of(uint32_t pid)
+{
+	return (pid * 2654435761u) % CANCEL_BUCKETS;
+}
+
+struct client *cancel_find(uint32_t pid, uint32_t key)
+{
+	for (struct client *c = buckets[bucket_of(pid)]; c; c = c->key_next)
+		if (c->cancel_pid == pid && c->cancel_key == key)
+			return c;
+	return NULL;
+}
+
+void cancel_register(struct client *c)
+{
+	if (c->cancel_pid)
+		return;
+	do {
+		crypto_random(&c->cancel_pid, sizeof(c->cancel_pid));
+		crypto_random(&c->cancel_key, sizeof(c->cancel_key));
+		c->cancel_pid &= 0x7fffffff;   /* a positive "process id" for clients that print it */
+	} while (c->cancel_pid == 0 || cancel_find(c->cancel_pid, c->cancel_key));
+	size_t b = bucket_of(c->cancel_pid);
+	c->key_next = buckets[b];
+	buckets[b] = c;
+}
+
+void cancel_unregister(struct client *c)
+{
+	if (!c->cancel_pid)
+		return;
+	struct client **pp = &buckets[bucket_of(c->cancel_pid)];
+	while (*pp && *pp != c)
+		pp = &(*pp)->key_next;
+	if (*pp)
+		*pp = c->key_next;
+	c->key_next = NULL;
+	c->cancel_pid = 0;
+}
+
+struct cancel_forward {
+	int fd;
+	struct event *ev;
+	uint8_t pkt[16];
+	size_t sent;
+};
+
+static void forward_done(struct cancel_forward *f)
+{
+	event_free(f->ev);
+	close(f->fd);
+	free(f);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_forward *f = arg;
+	if (what & EV_TIMEOUT) {
+		log_warning("cancel request timed out (cancel_wait_timeout)");
+		forward_done(f);
+		return;
+	}
+	ssize_t n = write(fd, f->pkt + f->sent, sizeof(f->pkt) - f->sent);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		log_warning("could not send cancel request: %s", strerror(errno));
+		forward_done(f);
+		return;
+	}
+	f->sent += (size_t)n;
+	if (f->sent == sizeof(f->pkt))
+		forward_done(f);
+}
+
+void cancel_request(uint32_t pid, uint32_t key)
+{
+	struct client *c = cancel_find(pid, key);
+	if (!c || !c->server || c->server->state != SV_ACTIVE) {
+		log_debug("cancel request for an unknown key or an idle client ignored");
+		return;
+	}
+	struct server *s = c->server;
+	int fd = socket(s->conn.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&s->conn.addr, s->conn.addrlen) < 0 && errno != EINPROGRESS) {
+		log_warning("could not connect to send cancel request: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	struct cancel_forward *f = xcalloc(1, sizeof(*f));
+	f->fd = fd;
+	struct proto_writer w;
+	proto_writer_init(&w, f->pkt, sizeof(f->pkt));
+	proto_write_cancel_request(&w, s->backend_pid, s->backend_key);
+	f->ev = event_new(loop_base(), fd, EV_WRITE | EV_PERSIST, on_writable, f);
+	usec_t t = config_current()->cancel_wait_timeout;
+	struct timeval tv = { (time_t)(t / USEC_PER_SEC), (suseconds_t)(t % USEC_PER_SEC) };
+	event_add(f->ev, t > 0 ? &tv : NULL);
+	server_log(LOG_LVL_INFO, s, "forwarding cancel request from C-%llu", (unsigned long long)c->id);
+}
+
+void cancel_free_all(void)
+{
+	memset(buckets, 0, sizeof(buckets));
+}

@@ -1,0 +1,434 @@
+/* client: owns struct client and its state machine.
+ *
+ * CL_LOGIN -> (CL_WAIT_LOGIN) -> CL_IDLE <-> CL_WAITING -> CL_ACTIVE -> CL_IDLE ...
+ * Every state change goes through client_change_state(), which also moves the
+ * client to its pool's list for that state. A client is freed only from the
+ * deferred queue, never inside its own callback. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "cancel.h"
+#include "login.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reload.h"
+#include "server.h"
+
+static uint64_t next_client_id;
+
+static void client_readable(struct conn *conn);
+static void client_resume(struct conn *conn);
+static void client_peer_gone(struct conn *conn, int err);
+static void client_free(void *arg);
+
+static const struct conn_ops client_ops = {
+	.readable = client_readable,
+	.resume = client_resume,
+	.peer_gone = client_peer_gone,
+};
+
+const char *client_state_name(enum client_state st)
+{
+	switch (st) {
+	case CL_LOGIN: return "login";
+	case CL_WAIT_LOGIN: return "waiting";
+	case CL_IDLE: return "idle";
+	case CL_WAITING: return "waiting";
+	case CL_ACTIVE: return "active";
+	case CL_CLOSED: return "closed";
+	case CL_STATE_COUNT: break;
+	}
+	return "?";
+}
+
+const char *client_name(const struct client *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "C-%llu %s/%s@%s:%d", (unsigned long long)c->id,
+		 c->dbname ? c->dbname : "(nodb)", c->user ? c->user : "(nouser)", c->addr, c->port);
+	return buf;
+}
+
+static struct list_node *client_list_for(struct client *c, enum client_state st, int **count)
+{
+	if (!c->pool || st == CL_LOGIN) {
+		*count = pool_login_client_count();
+		return pool_login_clients();
+	}
+	*count = &c->pool->n_clients[st];
+	return &c->pool->clients[st];
+}
+
+void client_change_state(struct client *c, enum client_state st)
+{
+	int *count;
+	if (c->state != CL_CLOSED) {
+		client_list_for(c, c->state, &count);
+		list_del(&c->node);
+		(*count)--;
+	}
+	c->state = st;
+	c->state_since = loop_now();
+	if (st != CL_CLOSED) {
+		struct list_node *l = client_list_for(c, st, &count);
+		list_add_tail(l, &c->node);
+		(*count)++;
+	}
+}
+
+void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix)
+{
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->id = ++next_client_id;
+	conn_init(&c->conn, fd, &client_ops);
+	if (addrlen <= sizeof(c->conn.addr)) {
+		memcpy(&c->conn.addr, addr, addrlen);
+		c->conn.addrlen = addrlen;
+	}
+	c->is_unix = is_unix;
+	conn_peer_name(&c->conn, c->addr, sizeof(c->addr), &c->port);
+	c->connect_time = loop_now();
+	c->connect_wall = loop_wall_now();
+	c->request_time = c->connect_time;
+	c->state = CL_CLOSED;   /* not in any list yet */
+	list_init(&c->node);
+	client_change_state(c, CL_LOGIN);
+	conn_set_reading(&c->conn, true);
+	client_log(LOG_LVL_DEBUG, c, "accepted connection");
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	if (c->state == CL_CLOSED)
+		return;
+	const struct config *cfg = config_current();
+	if (c->startup_done && cfg->log_disconnections)
+		client_log(LOG_LVL_INFO, c, "closing because: %s (age=%llds)", reason,
+			   (long long)((loop_now() - c->connect_time) / USEC_PER_SEC));
+	else
+		client_log(LOG_LVL_DEBUG, c, "closing because: %s", reason);
+	struct server *s = c->server;
+	c->server = NULL;
+	client_change_state(c, CL_CLOSED);
+	if (s) {
+		s->client = NULL;
+		conn_unblock(&s->conn);
+		conn_unblock(&c->conn);
+		if (c->conn.blocked_src == &s->conn)
+			c->conn.blocked_src = NULL;
+		if (s->conn.blocked_src == &c->conn)
+			s->conn.blocked_src = NULL;
+		server_release(s, true);
+	}
+	cancel_unregister(c);
+	conn_close(&c->conn);
+	loop_defer(client_free, c);
+}
+
+static void client_free(void *arg)
+{
+	struct client *c = arg;
+	param_set_clear(&c->params);
+	if (c->scram) {
+		scram_server_free(c->scram);
+		free(c->scram);
+	}
+	free(c->user);
+	free(c->dbname);
+	free(c);
+}
+
+static void client_send_error(struct client *c, const char *severity, const char *sqlstate,
+			      const char *msg)
+{
+	uint8_t buf[1200];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	char trimmed[1000];
+	strlcpy_safe(trimmed, msg, sizeof(trimmed));
+	proto_write_error(&w, severity, sqlstate, trimmed);
+	if (c->conn.fd >= 0)
+		(void)conn_send(&c->conn, w.buf, w.len);
+}
+
+void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	if (c->state == CL_CLOSED)
+		return;
+	char msg[1000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const struct config *cfg = config_current();
+	if (cfg->log_pooler_errors)
+		client_log(LOG_LVL_WARNING, c, "pooler error: %s", msg);
+	client_send_error(c, "FATAL", sqlstate, msg);
+	client_close(c, msg);
+}
+
+void client_server_lost(struct client *c, const char *why)
+{
+	c->server = NULL;
+	client_fail(c, "08006", "server connection closed unexpectedly: %s", why);
+}
+
+static void client_peer_gone(struct conn *conn, int err)
+{
+	struct client *c = container_of(conn, struct client, conn);
+	client_close(c, err ? strerror(err) : "write failed");
+}
+
+
+/* Sends AuthenticationOk, the pool's parameters (with the client's own
+ * values for tracked ones), the cancel key and ReadyForQuery. */
+void client_finish_login(struct client *c)
+{
+	struct pool *p = c->pool;
+	uint8_t buf[8192];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_auth(&w, PQ_AUTH_OK, NULL, 0);
+	for (size_t i = 0; i < p->n_welcome; i++) {
+		const char *value = p->welcome[i].value;
+		int idx = params_index(p->welcome[i].name);
+		if (idx >= 0 && c->params.values[idx])
+			value = c->params.values[idx];
+		proto_write_parameter_status(&w, p->welcome[i].name, value);
+	}
+	cancel_register(c);
+	proto_write_backend_key(&w, c->cancel_pid, c->cancel_key);
+	proto_write_ready(&w, 'I');
+	if (w.overflow) {
+		client_fail(c, "08P01", "server parameters too large");
+		return;
+	}
+	client_change_state(c, CL_IDLE);
+	if (conn_send(&c->conn, w.buf, w.len) == CONN_IO_ERROR) {
+		client_close(c, "could not send login response");
+		return;
+	}
+	conn_set_reading(&c->conn, true);
+	client_process(c);
+}
+
+/* Checks a frontend header; fails the client on a bad length. */
+static bool client_check_header(struct client *c, const struct proto_header *h, enum proto_result r)
+{
+	if (r == PROTO_ERROR) {
+		client_fail(c, "08P01", "invalid message length %u", h->len);
+		return false;
+	}
+	int64_t max = config_current()->max_packet_size;
+	uint32_t type_max = proto_frontend_max_len(h->type);
+	if (h->len > type_max || (int64_t)h->len + 1 > max) {
+		client_fail(c, "08P01", "message of type '%c' too long (%u bytes)",
+			    h->type >= 32 && h->type < 127 ? h->type : '?', h->len);
+		return false;
+	}
+	return true;
+}
+
+/* A logged-in client without a server sent something. */
+static void client_idle_input(struct client *c)
+{
+	struct iobuf *b = c->conn.in;
+	if (!b || iobuf_len(b) == 0) {
+		conn_release_empty(&c->conn);
+		return;
+	}
+	struct proto_header h;
+	enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), &h);
+	if (r == PROTO_NEED_MORE)
+		return;
+	if (!client_check_header(c, &h, r))
+		return;
+	if (h.type == PQ_MSG_TERMINATE) {
+		client_close(c, "client sent Terminate");
+		return;
+	}
+	if (c->pool->stale || c->terminate_seen) {
+		client_fail(c, "57P01", "database configuration changed; please reconnect");
+		return;
+	}
+	conn_set_reading(&c->conn, false);
+	pool_request_server(c->pool, c);
+}
+
+/* Counts what the client asks of the server, so the server is released only
+ * when every Query/Sync has its ReadyForQuery. */
+static void client_note_message(struct server *s, uint8_t type)
+{
+	switch (type) {
+	case PQ_MSG_QUERY:
+	case PQ_MSG_FUNCTION_CALL:
+		s->pending_ready++;
+		return;
+	case PQ_MSG_SYNC:
+		if (!s->copy_in)
+			s->pending_ready++;
+		s->unsynced = false;
+		return;
+	case PQ_MSG_PARSE:
+	case PQ_MSG_BIND:
+	case PQ_MSG_DESCRIBE:
+	case PQ_MSG_EXECUTE:
+	case PQ_MSG_CLOSE:
+		s->unsynced = true;
+		return;
+	case PQ_MSG_COPY_DONE:
+	case PQ_MSG_COPY_FAIL:
+		s->copy_in = false;
+		return;
+	default:
+		return;
+	}
+}
+
+/* Scans complete headers in the client's buffer and marks the bytes to
+ * forward. Returns false if the client was failed. */
+static bool client_scan(struct client *c, struct server *s)
+{
+	struct conn *cn = &c->conn;
+	struct iobuf *b = cn->in;
+	while (cn->fwd < b->end) {
+		uint32_t avail = b->end - cn->fwd;
+		if (cn->remain) {
+			uint32_t n = MIN(cn->remain, avail);
+			cn->fwd += n;
+			cn->remain -= n;
+			continue;
+		}
+		struct proto_header h;
+		enum proto_result r = proto_read_header(b->data + cn->fwd, avail, &h);
+		if (r == PROTO_NEED_MORE)
+			break;
+		if (!client_check_header(c, &h, r))
+			return false;
+		if (h.type == PQ_MSG_TERMINATE) {
+			c->terminate_seen = true;
+			b->end = cn->fwd;   /* nothing after Terminate matters */
+			break;
+		}
+		client_note_message(s, h.type);
+		uint32_t total = h.len + 1;
+		uint32_t n = MIN(total, avail);
+		cn->fwd += n;
+		cn->remain = total - n;
+	}
+	return true;
+}
+
+static void client_forward(struct client *c)
+{
+	struct server *s = c->server;
+	if (!c->conn.in || s->internal)
+		return;
+	if (!client_scan(c, s))
+		return;
+	enum conn_io r = conn_forward(&c->conn, &s->conn);
+	if (r == CONN_IO_ERROR) {
+		server_close(s, "write to server failed");
+		return;
+	}
+	if (r == CONN_IO_BLOCKED)
+		return;
+	if (c->terminate_seen) {
+		client_close(c, "client sent Terminate");
+		return;
+	}
+	if (c->conn.in && c->conn.in->start > 0 && c->conn.in->start == c->conn.fwd)
+		iobuf_compact(c->conn.in), c->conn.fwd = c->conn.in->start;
+}
+
+void client_linked(struct server *s, bool ok)
+{
+	struct client *c = s->client;
+	if (!c)
+		return;
+	if (!ok) {
+		client_fail(c, "22023", "could not apply the client's session parameters on the server");
+		return;
+	}
+	conn_set_reading(&c->conn, true);
+	client_process(c);
+}
+
+void client_link(struct client *c, struct server *s)
+{
+	c->server = s;
+	s->client = c;
+	client_change_state(c, CL_ACTIVE);
+	server_link(s, c);
+}
+
+void client_unlink(struct client *c)
+{
+	c->server = NULL;
+	client_change_state(c, CL_IDLE);
+	if (config_current() && c->pool && c->terminate_seen) {
+		client_close(c, "client sent Terminate");
+		return;
+	}
+	conn_set_reading(&c->conn, true);
+	client_process(c);
+}
+
+static void client_readable(struct conn *conn)
+{
+	struct client *c = container_of(conn, struct client, conn);
+	ssize_t n = conn_read(conn);
+	if (n == 0) {
+		client_close(c, "client closed the connection");
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		client_close(c, strerror(errno));
+		return;
+	}
+	c->request_time = loop_now();
+	client_process(c);
+}
+
+static void client_resume(struct conn *conn)
+{
+	struct client *c = container_of(conn, struct client, conn);
+	if (c->state == CL_ACTIVE)
+		conn_set_reading(conn, true);
+	client_process(c);
+}
+
+void client_process(struct client *c)
+{
+	switch (c->state) {
+	case CL_LOGIN:
+		login_input(c);
+		return;
+	case CL_IDLE:
+		client_idle_input(c);
+		return;
+	case CL_ACTIVE:
+		client_forward(c);
+		return;
+	case CL_WAIT_LOGIN:
+	case CL_WAITING:
+	case CL_CLOSED:
+		return;
+	case CL_STATE_COUNT:
+		return;
+	}
+}
+
+struct client *client_find_by_key(uint32_t pid, uint32_t key)
+{
+	return cancel_find(pid, key);
+}

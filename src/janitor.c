@@ -1,0 +1,156 @@
+/* janitor: owns the once-a-second timer (see janitor.h). */
+#include "janitor.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "client.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "reload.h"
+#include "server.h"
+
+static struct event *timer;
+static janitor_hook_fn after_pass;
+
+static bool expired(usec_t since, usec_t timeout, usec_t now)
+{
+	return timeout > 0 && now - since >= timeout;
+}
+
+static void check_login_clients(const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, pool_login_clients()) {
+		struct client *c = list_entry(n, struct client, node);
+		if (!expired(c->state_since, cfg->client_login_timeout, now))
+			break;
+		client_fail(c, "08P01", "client_login_timeout");
+	}
+}
+
+static void check_waiting(struct pool *p, const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAITING]) {
+		struct client *c = list_entry(n, struct client, node);
+		if (!expired(c->state_since, cfg->query_wait_timeout, now))
+			break;
+		client_fail(c, "08P01", "query_wait_timeout");
+	}
+	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN]) {
+		struct client *c = list_entry(n, struct client, node);
+		if (!expired(c->state_since, cfg->query_wait_timeout, now))
+			break;
+		client_fail(c, "08P01", p->last_error ? p->last_error : "query_wait_timeout");
+	}
+}
+
+static void check_idle_clients(struct pool *p, const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_IDLE]) {
+		struct client *c = list_entry(n, struct client, node);
+		if (!expired(c->state_since, cfg->client_idle_timeout, now))
+			break;
+		client_fail(c, "08P01", "client_idle_timeout");
+	}
+}
+
+/* Active clients: idle_transaction_timeout and query_timeout. Not ordered
+ * by activity, so this one is a full walk of the (small) active list. */
+static void check_active(struct pool *p, const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_ACTIVE]) {
+		struct client *c = list_entry(n, struct client, node);
+		struct server *s = c->server;
+		if (!s || s->internal)
+			continue;
+		if (s->pending_ready == 0 && s->tx_status != 'I' &&
+		    expired(c->request_time, cfg->idle_transaction_timeout, now))
+			client_fail(c, "25P03", "idle transaction timeout");
+		else if (s->pending_ready > 0 && expired(c->request_time, cfg->query_timeout, now))
+			client_fail(c, "57014", "query timeout");
+	}
+}
+
+static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	/* Idle list: most recently used at the head, so walk from the tail. */
+	for (n = p->servers[SV_IDLE].prev; n != &p->servers[SV_IDLE]; n = tmp) {
+		tmp = n->prev;
+		struct server *s = list_entry(n, struct server, node);
+		bool too_many = pool_total_servers(p) > p->min_pool_size;
+		if (too_many && expired(s->state_since, cfg->server_idle_timeout, now))
+			server_close(s, "server_idle_timeout");
+		else if (expired(s->connect_time, p->server_lifetime, now) || s->close_needed)
+			server_close(s, s->close_needed ? "server marked for closing" : "server_lifetime");
+		else
+			break;
+	}
+	list_for_each_safe(n, tmp, &p->servers[SV_CONNECTING]) {
+		struct server *s = list_entry(n, struct server, node);
+		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
+			server_close(s, "server_connect_timeout");
+			pool_server_login_failed(p, "08006", "server_connect_timeout");
+		}
+	}
+	list_for_each_safe(n, tmp, &p->servers[SV_LOGIN]) {
+		struct server *s = list_entry(n, struct server, node);
+		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
+			server_close(s, "server login timed out");
+			pool_server_login_failed(p, "08006", "server login timed out");
+		}
+	}
+}
+
+static void fill_min_pool(struct pool *p)
+{
+	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale)
+		return;
+	if (pool_total_servers(p) < p->min_pool_size && !p->last_connect_failure)
+		(void)server_launch(p);
+}
+
+void janitor_run(void)
+{
+	const struct config *cfg = config_current();
+	usec_t now = loop_now();
+	check_login_clients(cfg, now);
+	struct list_node *l;
+	for (l = pool_list()->next; l != pool_list(); l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		check_waiting(p, cfg, now);
+		check_idle_clients(p, cfg, now);
+		check_active(p, cfg, now);
+		check_servers(p, cfg, now);
+		fill_min_pool(p);
+		pool_kick(p);
+	}
+	if (after_pass)
+		after_pass();
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	janitor_run();
+}
+
+void janitor_start(janitor_hook_fn hook)
+{
+	after_pass = hook;
+	timer = event_new(loop_base(), -1, EV_PERSIST, on_tick, NULL);
+	struct timeval tv = { 1, 0 };
+	event_add(timer, &tv);
+}
+
+void janitor_stop(void)
+{
+	if (timer) {
+		event_free(timer);
+		timer = NULL;
+	}
+}

@@ -1,0 +1,189 @@
+/* listen: owns the listening sockets and their accept events. */
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "loop.h"
+#include "reload.h"
+
+#define MAX_LISTENERS 16
+#define ACCEPTS_PER_EVENT 64
+
+struct listener {
+	int fd;
+	bool is_unix;
+	struct event *ev;
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static int n_listeners;
+static char unix_path[108];
+
+void listen_tune_socket(int fd, const struct config *cfg)
+{
+	int on = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (!cfg->tcp_keepalive)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (cfg->tcp_keepidle > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cfg->tcp_keepidle, sizeof(int));
+	if (cfg->tcp_keepintvl > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &cfg->tcp_keepintvl, sizeof(int));
+	if (cfg->tcp_keepcnt > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt, sizeof(int));
+	if (cfg->tcp_user_timeout > 0) {
+		unsigned int ms = (unsigned int)(cfg->tcp_user_timeout / 1000);
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+	}
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				log_warning("accept failed: %s", strerror(errno));
+			return;
+		}
+		if (!l->is_unix)
+			listen_tune_socket(cfd, config_current());
+		client_accept(cfd, (struct sockaddr *)&ss, len, l->is_unix);
+	}
+}
+
+static bool add_listener(int fd, bool is_unix)
+{
+	if (n_listeners == MAX_LISTENERS) {
+		close(fd);
+		return false;
+	}
+	struct listener *l = &listeners[n_listeners++];
+	l->fd = fd;
+	l->is_unix = is_unix;
+	l->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, on_accept, l);
+	event_add(l->ev, NULL);
+	return true;
+}
+
+static bool listen_tcp(const char *host, int port, const struct config *cfg)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
+	if (rc != 0) {
+		log_error("cannot resolve listen_addr \"%s\": %s", host, gai_strerror(rc));
+		return false;
+	}
+	bool any = false;
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int on = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (cfg->so_reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, cfg->listen_backlog) < 0) {
+			log_error("cannot listen on %s port %d: %s", host, port, strerror(errno));
+			close(fd);
+			continue;
+		}
+		any = add_listener(fd, false) || any;
+	}
+	freeaddrinfo(res);
+	return any;
+}
+
+static bool listen_unix(const struct config *cfg)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", cfg->unix_socket_dir,
+			 cfg->listen_port);
+	if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
+		log_error("unix_socket_dir is too long");
+		return false;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	unlink(un.sun_path);
+	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(fd, cfg->listen_backlog) < 0) {
+		log_error("cannot listen on unix socket %s: %s", un.sun_path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	chmod(un.sun_path, (mode_t)cfg->unix_socket_mode);
+	strlcpy_safe(unix_path, un.sun_path, sizeof(unix_path));
+	return add_listener(fd, true);
+}
+
+bool listen_start(const struct config *cfg)
+{
+	char *addrs = xstrdup(cfg->listen_addr);
+	bool ok = true;
+	for (char *save = NULL, *tok = strtok_r(addrs, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (!listen_tcp(tok, cfg->listen_port, cfg))
+			ok = false;
+		else
+			log_info("listening on %s:%d", tok, cfg->listen_port);
+	}
+	free(addrs);
+	if (cfg->unix_socket_dir[0]) {
+		if (listen_unix(cfg))
+			log_info("listening on unix socket %s", unix_path);
+		else
+			ok = false;
+	}
+	if (n_listeners == 0) {
+		log_error("no listening socket could be opened");
+		return false;
+	}
+	return ok;
+}
+
+void listen_pause(bool pause)
+{
+	for (int i = 0; i < n_listeners; i++) {
+		if (pause)
+			event_del(listeners[i].ev);
+		else
+			event_add(listeners[i].ev, NULL);
+	}
+}
+
+void listen_stop(void)
+{
+	for (int i = 0; i < n_listeners; i++) {
+		event_free(listeners[i].ev);
+		close(listeners[i].fd);
+	}
+	n_listeners = 0;
+	if (unix_path[0]) {
+		unlink(unix_path);
+		unix_path[0] = '\0';
+	}
+}

@@ -1,0 +1,364 @@
+/* login: the startup phase of a client (see login.h). Every packet is held
+ * whole before it is parsed, and its declared length is checked against
+ * PostgreSQL's limit before any buffer grows for it. */
+#include "login.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "cancel.h"
+#include "client.h"
+#include "crypto.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reload.h"
+
+enum auth_phase {
+	AUTH_PHASE_NONE,
+	AUTH_PHASE_CLEARTEXT,
+	AUTH_PHASE_MD5,
+	AUTH_PHASE_SASL_INIT,
+	AUTH_PHASE_SASL_CONT,
+};
+
+/* The secret to check a user's password against, or NULL. */
+static const char *user_secret(const struct config *cfg, const char *user)
+{
+	const struct auth_entry *e = config_find_auth(cfg, user);
+	return e ? e->secret : NULL;
+}
+
+static void send_auth(struct client *c, uint32_t code, const void *data, size_t n)
+{
+	uint8_t buf[512];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_auth(&w, code, data, n);
+	if (!w.overflow)
+		(void)conn_send(&c->conn, w.buf, w.len);
+}
+
+static void auth_failed(struct client *c)
+{
+	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+}
+
+/* Authentication passed: join the pool. */
+static void login_authenticated(struct client *c)
+{
+	c->auth_phase = AUTH_PHASE_NONE;
+	const struct config *cfg = config_current();
+	if (cfg->log_connections)
+		client_log(LOG_LVL_INFO, c, "login attempt: db=%s user=%s", c->dbname, c->user);
+	struct pool *p = c->pool;
+	client_change_state(c, CL_WAIT_LOGIN);
+	if (p->have_welcome) {
+		client_finish_login(c);
+		return;
+	}
+	conn_set_reading(&c->conn, false);
+	pool_welcome_ready(p);
+}
+
+static void start_sasl(struct client *c, const char *secret, int iterations)
+{
+	c->scram = xcalloc(1, sizeof(*c->scram));
+	if (!scram_server_init(c->scram, secret, iterations)) {
+		client_fail(c, "28000", "SCRAM authentication is not possible with this user's secret");
+		return;
+	}
+	static const char mechs[] = "SCRAM-SHA-256\0";
+	send_auth(c, PQ_AUTH_SASL, mechs, sizeof(mechs));
+	c->auth_phase = AUTH_PHASE_SASL_INIT;
+}
+
+static void start_auth(struct client *c, const struct config *cfg)
+{
+	const char *secret = user_secret(cfg, c->user);
+	enum auth_type t = cfg->auth_type;
+	switch (t) {
+	case AUTH_TYPE_TRUST:
+	case AUTH_TYPE_ANY:
+		login_authenticated(c);
+		return;
+	case AUTH_TYPE_PLAIN:
+		send_auth(c, PQ_AUTH_CLEARTEXT, NULL, 0);
+		c->auth_phase = AUTH_PHASE_CLEARTEXT;
+		return;
+	case AUTH_TYPE_MD5:
+		if (secret && auth_secret_kind(secret) == SECRET_SCRAM) {
+			start_sasl(c, secret, cfg->scram_iterations);
+			return;
+		}
+		crypto_random(c->md5_salt, sizeof(c->md5_salt));
+		send_auth(c, PQ_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt));
+		c->auth_phase = AUTH_PHASE_MD5;
+		return;
+	case AUTH_TYPE_SCRAM_SHA_256:
+		if (secret && auth_secret_kind(secret) == SECRET_MD5) {
+			client_fail(c, "28000", "user \"%s\" has an md5 secret; SCRAM is not possible", c->user);
+			return;
+		}
+		start_sasl(c, secret ? secret : "", cfg->scram_iterations);
+		return;
+	case AUTH_TYPE_CERT:
+	case AUTH_TYPE_HBA:
+	case AUTH_TYPE_PAM:
+	case AUTH_TYPE_LDAP:
+		client_fail(c, "28000", "auth_type %s is not supported yet",
+			    t == AUTH_TYPE_HBA ? "hba" : t == AUTH_TYPE_CERT ? "cert" : t == AUTH_TYPE_PAM ? "pam" : "ldap");
+		return;
+	}
+}
+
+/* A cleartext password against a SCRAM verifier: derive the keys with the
+ * verifier's salt and iterations and compare. */
+static bool check_plain_scram(const char *secret, const char *given)
+{
+	struct scram_secret v;
+	uint8_t salted[32], client_key[32], stored[32], server_key[32];
+	if (!auth_scram_parse_secret(secret, &v))
+		return false;
+	if (!crypto_pbkdf2_sha256(given, strlen(given), v.salt, v.salt_len, v.iterations, salted))
+		return false;
+	crypto_hmac_sha256(salted, sizeof(salted), "Client Key", 10, client_key);
+	crypto_sha256(client_key, sizeof(client_key), stored);
+	crypto_hmac_sha256(salted, sizeof(salted), "Server Key", 10, server_key);
+	return crypto_equal(stored, v.stored_key, 32) && crypto_equal(server_key, v.server_key, 32);
+}
+
+static bool check_plain(const char *user, const char *secret, const char *given)
+{
+	if (!secret)
+		return false;
+	switch (auth_secret_kind(secret)) {
+	case SECRET_PLAIN:
+		return strlen(secret) == strlen(given) && crypto_equal(secret, given, strlen(secret));
+	case SECRET_MD5: {
+		char md5[AUTH_MD5_LEN + 1];
+		auth_md5_secret(user, given, md5);
+		return crypto_equal(md5, secret, AUTH_MD5_LEN + 1);
+	}
+	case SECRET_SCRAM:
+		return check_plain_scram(secret, given);
+	}
+	return false;
+}
+
+static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	size_t out_len = 0;
+	char *out;
+	const char *err = "malformed SCRAM message";
+	if (c->auth_phase == AUTH_PHASE_SASL_INIT) {
+		const char *mech = proto_get_string(&r);
+		uint32_t n = proto_get_int32(&r);
+		const uint8_t *data = r.err || n > proto_remaining(&r) ? NULL : proto_get_bytes(&r, n);
+		if (!mech || !data || strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_fail(c, "08P01", "invalid SASL initial response");
+			return;
+		}
+		out = scram_server_first(c->scram, (const char *)data, n, &out_len);
+		if (!out) {
+			client_fail(c, "08P01", "malformed SCRAM client-first-message");
+			return;
+		}
+		send_auth(c, PQ_AUTH_SASL_CONTINUE, out, out_len);
+		free(out);
+		c->auth_phase = AUTH_PHASE_SASL_CONT;
+		return;
+	}
+	out = scram_server_final(c->scram, (const char *)body, len, &out_len, &err);
+	if (!out) {
+		client_log(LOG_LVL_INFO, c, "SCRAM authentication failed: %s", err);
+		auth_failed(c);
+		return;
+	}
+	send_auth(c, PQ_AUTH_SASL_FINAL, out, out_len);
+	free(out);
+	login_authenticated(c);
+}
+
+static void handle_password(struct client *c, const uint8_t *body, size_t len)
+{
+	const struct config *cfg = config_current();
+	const char *secret = user_secret(cfg, c->user);
+	switch (c->auth_phase) {
+	case AUTH_PHASE_CLEARTEXT:
+	case AUTH_PHASE_MD5: {
+		if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1) {
+			client_fail(c, "08P01", "invalid password packet");
+			return;
+		}
+		const char *given = (const char *)body;
+		bool ok = c->auth_phase == AUTH_PHASE_MD5
+			? secret && auth_md5_check(c->user, secret, c->md5_salt, given)
+			: check_plain(c->user, secret, given);
+		if (!ok) {
+			auth_failed(c);
+			return;
+		}
+		login_authenticated(c);
+		return;
+	}
+	case AUTH_PHASE_SASL_INIT:
+	case AUTH_PHASE_SASL_CONT:
+		handle_sasl(c, body, len);
+		return;
+	default:
+		client_fail(c, "08P01", "unexpected password packet");
+		return;
+	}
+}
+
+/* Applies one startup parameter; false after failing the client. */
+static bool take_param(struct client *c, const struct config *cfg, const char *name, const char *value)
+{
+	if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0)
+		return true;
+	if (strncmp(name, "_pq_.", 5) == 0)
+		return true;
+	if (strcmp(name, "replication") == 0) {
+		bool on;
+		if (!parse_bool(value, &on) || on || strcmp(value, "database") == 0) {
+			client_fail(c, "08P01", "replication connections are not supported");
+			return false;
+		}
+		return true;
+	}
+	int idx = params_index(name);
+	if (idx >= 0) {
+		param_set_put(&c->params, (size_t)idx, value);
+		return true;
+	}
+	if (config_list_contains(cfg->ignore_startup_parameters, name))
+		return true;
+	client_fail(c, "08P01", "unsupported startup parameter: %s", name);
+	return false;
+}
+
+static void negotiate_version(struct client *c, const struct proto_startup *st)
+{
+	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
+	size_t n = 0;
+	for (size_t i = 0; i < st->n_params; i++)
+		if (strncmp(st->names[i], "_pq_.", 5) == 0)
+			unknown[n++] = st->names[i];
+	if ((st->code & 0xffff) == 0 && n == 0)
+		return;
+	uint8_t buf[2048];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_negotiate_version(&w, 0, unknown, n);
+	if (!w.overflow)
+		(void)conn_send(&c->conn, w.buf, w.len);
+}
+
+static void handle_startup(struct client *c, const struct proto_startup *st)
+{
+	const struct config *cfg = config_current();
+	const char *user = proto_startup_get(st, "user");
+	if (!user || !*user) {
+		client_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return;
+	}
+	const char *db = proto_startup_get(st, "database");
+	c->user = xstrdup(user);
+	c->dbname = xstrdup(db && *db ? db : user);
+	for (size_t i = 0; i < st->n_params; i++)
+		if (!take_param(c, cfg, st->names[i], st->values[i]))
+			return;
+	c->startup_done = true;
+	if (cfg->max_client_conn > 0 && pool_total_clients() > cfg->max_client_conn) {
+		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
+		return;
+	}
+	const char *sqlstate, *why;
+	struct pool *p = pool_get(cfg, c->dbname, c->user, &sqlstate, &why);
+	if (!p) {
+		client_fail(c, sqlstate, "%s", why);
+		return;
+	}
+	negotiate_version(c, st);
+	c->pool = p;
+	start_auth(c, cfg);
+}
+
+/* Startup-phase packets: int32 length, int32 code, body. */
+static bool startup_packet(struct client *c)
+{
+	struct iobuf *b = c->conn.in;
+	if (iobuf_len(b) < 4)
+		return false;
+	uint32_t len = get_be32(b->data + b->start);
+	if (len < 8 || len > PROTO_MAX_STARTUP_LEN) {
+		client_fail(c, "08P01", "invalid length of startup packet: %u", len);
+		return false;
+	}
+	if (iobuf_len(b) < len) {
+		conn_reserve(&c->conn, len);
+		return false;
+	}
+	struct proto_startup st;
+	const char *why = NULL;
+	if (proto_parse_startup(b->data + b->start, len, &st, &why) != PROTO_OK) {
+		client_fail(c, "08P01", "%s", why);
+		return false;
+	}
+	switch (st.code) {
+	case PROTO_SSL_REQUEST:
+	case PROTO_GSSENC_REQUEST:
+		conn_consume(&c->conn, len);
+		(void)conn_send(&c->conn, "N", 1);
+		return true;
+	case PROTO_CANCEL_REQUEST:
+		cancel_request(st.cancel_pid, st.cancel_key);
+		client_close(c, "cancel request handled");
+		return false;
+	default:
+		/* Consumed first: login may finish and read on before this returns;
+		 * st keeps pointing at the bytes, which stay in place meanwhile. */
+		conn_consume(&c->conn, len);
+		handle_startup(c, &st);
+		return c->state == CL_LOGIN;
+	}
+}
+
+/* Typed packets during authentication: only PasswordMessage is valid. */
+static bool auth_packet(struct client *c)
+{
+	struct iobuf *b = c->conn.in;
+	struct proto_header h;
+	enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), &h);
+	if (r == PROTO_NEED_MORE)
+		return false;
+	if (r == PROTO_ERROR || h.type != PQ_MSG_PASSWORD || h.len > PROTO_MAX_SMALL_LEN) {
+		client_fail(c, "08P01", "invalid authentication packet (type '%c', length %u)",
+			    h.type >= 32 && h.type < 127 ? h.type : '?', h.len);
+		return false;
+	}
+	if (iobuf_len(b) < h.len + 1) {
+		conn_reserve(&c->conn, h.len + 1);
+		return false;
+	}
+	const uint8_t *body = b->data + b->start + PROTO_HEADER_LEN;
+	conn_consume(&c->conn, h.len + 1);
+	handle_password(c, body, h.len - 4);
+	return c->state == CL_LOGIN;
+}
+
+void login_input(struct client *c)
+{
+	while (c->state == CL_LOGIN && c->conn.in && iobuf_len(c->conn.in) > 0) {
+		bool more = c->startup_done ? auth_packet(c) : startup_packet(c);
+		if (!more)
+			break;
+	}
+	if (c->state == CL_LOGIN)
+		conn_release_empty(&c->conn);
+}

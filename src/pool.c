@@ -1,0 +1,350 @@
+/* pool: owns struct pool, the global pool list, the list of clients still
+ * logging in, the scheduler and the janitor.
+ *
+ * Scheduling: a client that needs a server waits in its pool's CL_WAITING
+ * list (FIFO). A server that becomes free goes to the first waiting client,
+ * or to the head of SV_IDLE (so the most recently used is reused first). New
+ * servers are opened only while every limit allows it. */
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "loop.h"
+#include "reload.h"
+#include "server.h"
+
+static struct list_node pools = { &pools, &pools };
+static struct list_node login_clients = { &login_clients, &login_clients };
+static int n_login_clients;
+
+struct list_node *pool_list(void)
+{
+	return &pools;
+}
+
+struct list_node *pool_login_clients(void)
+{
+	return &login_clients;
+}
+
+int *pool_login_client_count(void)
+{
+	return &n_login_clients;
+}
+
+static void set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src && *src ? xstrdup(src) : NULL;
+}
+
+static int first_set(int a, int b, int c)
+{
+	return a >= 0 ? a : b >= 0 ? b : c;
+}
+
+/* Resolves the pool's settings from a snapshot: user > database > global. */
+static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
+{
+	const struct user_config *u = config_find_user(cfg, p->user_name);
+	set_str(&p->server_host, db->host);
+	p->server_port = db->port > 0 ? db->port : 5432;
+	set_str(&p->server_dbname, db->dbname ? db->dbname : p->db_name);
+	set_str(&p->server_user, db->user ? db->user : p->user_name);
+	const char *pw = db->password;
+	if (!pw) {
+		const struct auth_entry *e = config_find_auth(cfg, p->server_user);
+		pw = e ? e->secret : NULL;
+	}
+	set_str(&p->server_password, pw);
+	set_str(&p->connect_query, db->connect_query);
+	set_str(&p->startup_encoding, db->client_encoding);
+	set_str(&p->startup_datestyle, db->datestyle);
+	set_str(&p->startup_timezone, db->timezone);
+	set_str(&p->startup_appname, db->application_name);
+	enum pool_mode mode = u && u->pool_mode != POOL_MODE_UNSET ? u->pool_mode
+			    : db->pool_mode != POOL_MODE_UNSET ? db->pool_mode : cfg->pool_mode;
+	p->mode = mode;
+	p->pool_size = first_set(u ? u->pool_size : -1, db->pool_size, cfg->default_pool_size);
+	p->min_pool_size = first_set(db->min_pool_size, cfg->min_pool_size, 0);
+	p->reserve_pool_size = first_set(u ? u->reserve_pool_size : -1, db->reserve_pool_size,
+					 cfg->reserve_pool_size);
+	p->max_db_connections = first_set(db->max_db_connections, cfg->max_db_connections, 0);
+	p->max_user_connections = first_set(u ? u->max_user_connections : -1, cfg->max_user_connections, 0);
+	p->server_lifetime = db->server_lifetime >= 0 ? db->server_lifetime : cfg->server_lifetime;
+}
+
+static const struct db_config *find_db(const struct config *cfg, const char *name)
+{
+	return config_find_db_or_fallback(cfg, name);
+}
+
+struct pool *pool_get(const struct config *cfg, const char *db, const char *user,
+		      const char **sqlstate, const char **why)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		if (!p->stale && strcmp(p->db_name, db) == 0 && strcmp(p->user_name, user) == 0)
+			return p;
+	}
+	const struct db_config *dbc = find_db(cfg, db);
+	if (!dbc) {
+		static char msg[200];
+		snprintf(msg, sizeof(msg), "no such database: %s", db);
+		*sqlstate = "3D000";
+		*why = msg;
+		return NULL;
+	}
+	struct pool *p = xcalloc(1, sizeof(*p));
+	p->db_name = xstrdup(db);
+	p->user_name = xstrdup(user);
+	for (int i = 0; i < CL_STATE_COUNT; i++)
+		list_init(&p->clients[i]);
+	for (int i = 0; i < SV_STATE_COUNT; i++)
+		list_init(&p->servers[i]);
+	pool_load(p, cfg, dbc);
+	list_add_tail(&pools, &p->node);
+	log_debug("new pool %s/%s (mode %s, size %d)", db, user, config_pool_mode_name(p->mode), p->pool_size);
+	return p;
+}
+
+void pool_apply_config(const struct config *cfg)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		const struct db_config *dbc = find_db(cfg, p->db_name);
+		if (!dbc) {
+			p->stale = true;
+			continue;
+		}
+		char *old_host = p->server_host ? xstrdup(p->server_host) : NULL;
+		int old_port = p->server_port;
+		pool_load(p, cfg, dbc);
+		bool moved = (old_host == NULL) != (p->server_host == NULL) ||
+			     (old_host && strcmp(old_host, p->server_host) != 0) || old_port != p->server_port;
+		free(old_host);
+		if (moved) {
+			/* Servers of the old address are closed when released. */
+			for (int st = 0; st < SV_STATE_COUNT; st++) {
+				struct list_node *m;
+				for (m = p->servers[st].next; m != &p->servers[st]; m = m->next)
+					list_entry(m, struct server, node)->close_needed = true;
+			}
+		}
+		pool_server_gone(p);   /* a bigger pool may serve waiting clients now */
+	}
+}
+
+int pool_total_servers(const struct pool *p)
+{
+	int n = 0;
+	for (int i = 0; i < SV_STATE_COUNT; i++)
+		if (i != SV_CLOSED)
+			n += p->n_servers[i];
+	return n;
+}
+
+int pool_total_clients(void)
+{
+	int n = n_login_clients;
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		for (int i = 0; i < CL_STATE_COUNT; i++)
+			if (i != CL_CLOSED && i != CL_LOGIN)
+				n += p->n_clients[i];
+	}
+	return n;
+}
+
+/* Servers across every pool matching db (and user, if given). */
+static int count_servers(const char *db, const char *user)
+{
+	int n = 0;
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		if (db && strcmp(p->db_name, db) != 0)
+			continue;
+		if (user && strcmp(p->user_name, user) != 0)
+			continue;
+		n += pool_total_servers(p);
+	}
+	return n;
+}
+
+/* May the pool open one more server now? */
+static bool pool_may_launch(struct pool *p)
+{
+	int total = pool_total_servers(p);
+	int limit = p->pool_size;
+	if (p->reserve_pool_size > 0 && p->n_clients[CL_WAITING] > 0) {
+		struct client *first = list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
+		if (loop_now() - first->state_since >= config_current()->reserve_pool_timeout)
+			limit += p->reserve_pool_size;
+	}
+	if (limit > 0 && total >= limit)
+		return false;
+	if (p->max_db_connections > 0 && count_servers(p->db_name, NULL) >= p->max_db_connections)
+		return false;
+	if (p->max_user_connections > 0 && count_servers(NULL, p->user_name) >= p->max_user_connections)
+		return false;
+	return true;
+}
+
+/* Is a login in progress, or must we wait out server_login_retry? */
+static bool pool_retry_wait(struct pool *p)
+{
+	if (!p->last_connect_failure)
+		return false;
+	return loop_now() - p->last_connect_failure < config_current()->server_login_retry;
+}
+
+/* Opens servers for waiting clients while limits allow. */
+static void pool_launch_for_waiters(struct pool *p)
+{
+	int want = p->n_clients[CL_WAITING] + (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
+	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
+	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
+		if (!server_launch(p))
+			return;
+		starting++;
+	}
+}
+
+static bool server_needs_check(const struct server *s)
+{
+	const struct config *cfg = config_current();
+	return cfg->server_check_query[0] && loop_now() - s->state_since > cfg->server_check_delay;
+}
+
+static void check_done(struct server *s, bool ok)
+{
+	if (!ok) {
+		server_close(s, "server check query failed");
+		return;
+	}
+	pool_server_ready(s->pool, s);
+}
+
+/* Gives idle servers to waiting clients, then opens more if needed. */
+static void pool_schedule(struct pool *p)
+{
+	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
+		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
+		if (server_needs_check(s)) {
+			server_change_state(s, SV_TESTED);
+			const char *q = config_current()->server_check_query;
+			/* "<empty>" asks for an empty query: the cheapest round trip. */
+			server_run_internal(s, strcmp(q, "<empty>") == 0 ? "" : q, false, check_done);
+			continue;
+		}
+		struct client *c = list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
+		client_link(c, s);
+	}
+	if (p->n_clients[CL_WAITING] > 0 || (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
+		pool_launch_for_waiters(p);
+}
+
+void pool_request_server(struct pool *p, struct client *c)
+{
+	client_change_state(c, CL_WAITING);
+	pool_schedule(p);
+}
+
+static bool server_expired(const struct server *s)
+{
+	usec_t life = s->pool->server_lifetime;
+	return s->close_needed || (life > 0 && loop_now() - s->connect_time > life);
+}
+
+void pool_server_ready(struct pool *p, struct server *s)
+{
+	if (server_expired(s) || p->stale) {
+		server_close(s, s->close_needed ? "server marked for closing" : "server_lifetime reached");
+		return;
+	}
+	server_change_state(s, SV_IDLE);
+	pool_schedule(p);
+}
+
+void pool_server_gone(struct pool *p)
+{
+	pool_schedule(p);
+}
+
+void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n)
+{
+	for (size_t i = 0; i < p->n_welcome; i++) {
+		free(p->welcome[i].name);
+		free(p->welcome[i].value);
+	}
+	free(p->welcome);
+	p->welcome = xcalloc(n ? n : 1, sizeof(*p->welcome));
+	for (size_t i = 0; i < n; i++) {
+		p->welcome[i].name = xstrdup(params[i].name);
+		p->welcome[i].value = xstrdup(params[i].value);
+	}
+	p->n_welcome = n;
+	p->have_welcome = true;
+	pool_welcome_ready(p);
+}
+
+void pool_welcome_ready(struct pool *p)
+{
+	if (!p->have_welcome) {
+		pool_launch_for_waiters(p);
+		return;
+	}
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
+		client_finish_login(list_entry(n, struct client, node));
+}
+
+void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *msg)
+{
+	p->last_connect_failure = loop_now();
+	free(p->last_error);
+	p->last_error = xstrdup(msg);
+	strlcpy_safe(p->last_sqlstate, sqlstate, sizeof(p->last_sqlstate));
+	/* Clients still logging in get the server's answer; waiting ones wait
+	 * for a retry (or query_wait_timeout). */
+	if (pool_total_servers(p) > p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN])
+		return;
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
+		client_fail(list_entry(n, struct client, node), sqlstate, "%s", msg);
+}
+
+bool pool_all_idle(void)
+{
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		if (p->n_clients[CL_ACTIVE] || p->n_clients[CL_WAITING] || p->n_clients[CL_WAIT_LOGIN])
+			return false;
+	}
+	return true;
+}
+
+void pool_close_idle_servers(void)
+{
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		while (!list_empty(&p->servers[SV_IDLE]))
+			server_close(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node),
+				     "shutting down");
+	}
+}
+
+void pool_kick(struct pool *p)
+{
+	pool_schedule(p);
+}

@@ -1,0 +1,629 @@
+/* server: owns struct server and its state machine.
+ *
+ * SV_CONNECTING -> SV_LOGIN -> SV_IDLE <-> SV_ACTIVE -> (SV_USED -> SV_TESTED) -> SV_IDLE
+ * Every state change goes through server_change_state(), which moves the
+ * server to its pool's list for that state. While active, bytes from the
+ * backend are scanned by header only and forwarded to the linked client;
+ * ReadyForQuery decides the release. Internal queries (reset, check, SET,
+ * connect_query) are consumed here and never reach a client. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "client.h"
+#include "listen.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reload.h"
+#include "server_login.h"
+
+/* Largest backend message tidepool holds whole outside of forwarding. */
+#define SERVER_MAX_HELD_MSG (1u << 20)
+
+static uint64_t next_server_id;
+
+static void server_readable(struct conn *conn);
+static void server_resume(struct conn *conn);
+static void server_peer_gone(struct conn *conn, int err);
+static void server_connected(struct conn *conn);
+static void server_free(void *arg);
+
+static const struct conn_ops server_ops = {
+	.readable = server_readable,
+	.resume = server_resume,
+	.peer_gone = server_peer_gone,
+	.connected = server_connected,
+};
+
+const char *server_state_name(enum server_state st)
+{
+	switch (st) {
+	case SV_CONNECTING: return "new";
+	case SV_LOGIN: return "login";
+	case SV_IDLE: return "idle";
+	case SV_ACTIVE: return "active";
+	case SV_USED: return "used";
+	case SV_TESTED: return "tested";
+	case SV_CLOSED: return "closed";
+	case SV_STATE_COUNT: break;
+	}
+	return "?";
+}
+
+const char *server_name(const struct server *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "S-%llu %s/%s@%s:%d", (unsigned long long)s->id, s->pool->db_name,
+		 s->pool->server_user, s->addr, s->port);
+	return buf;
+}
+
+void server_change_state(struct server *s, enum server_state st)
+{
+	struct pool *p = s->pool;
+	if (s->state != SV_CLOSED) {
+		list_del(&s->node);
+		p->n_servers[s->state]--;
+	}
+	s->state = st;
+	s->state_since = loop_now();
+	if (st == SV_CLOSED)
+		return;
+	/* Idle servers are taken from the head: most recently used first. */
+	if (st == SV_IDLE)
+		list_add_head(&p->servers[st], &s->node);
+	else
+		list_add_tail(&p->servers[st], &s->node);
+	p->n_servers[st]++;
+}
+
+bool server_is_clean(const struct server *s)
+{
+	const struct conn *cn = &s->conn;
+	return s->pending_ready == 0 && !s->unsynced && !s->copy_in && s->tx_status == 'I' &&
+	       !s->internal && !cn->blocked && !cn->remain && !(cn->in && iobuf_len(cn->in)) &&
+	       !(cn->out && iobuf_len(cn->out));
+}
+
+static int open_socket(struct server *s, const struct pool *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof(ss));
+	const char *host = p->server_host;
+	if (!host || host[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
+			 host ? host : config_current()->unix_socket_dir, p->server_port);
+		len = sizeof(*un);
+		strlcpy_safe(s->addr, "unix", sizeof(s->addr));
+	} else {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+		if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
+			in4->sin_family = AF_INET;
+			in4->sin_port = htons((uint16_t)p->server_port);
+			len = sizeof(*in4);
+		} else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)p->server_port);
+			len = sizeof(*in6);
+		} else {
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		strlcpy_safe(s->addr, ip, sizeof(s->addr));
+	}
+	s->port = p->server_port;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (ss.ss_family != AF_UNIX)
+		listen_tune_socket(fd, config_current());
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	memcpy(&s->conn.addr, &ss, len);
+	s->conn.addrlen = len;
+	return fd;
+}
+
+bool server_launch(struct pool *p)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->id = ++next_server_id;
+	s->pool = p;
+	s->tx_status = 'I';
+	s->connect_time = loop_now();
+	s->connect_wall = loop_wall_now();
+	list_init(&s->node);
+	s->state = SV_CLOSED;
+	int fd = open_socket(s, p);
+	if (fd < 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s",
+			 p->server_host ? p->server_host : "(unix socket)", p->server_port, strerror(errno));
+		log_warning("%s/%s: %s", p->db_name, p->server_user, msg);
+		free(s);
+		pool_server_login_failed(p, "08006", msg);
+		return false;
+	}
+	conn_init(&s->conn, fd, &server_ops);
+	server_change_state(s, SV_CONNECTING);
+	conn_wait_connect(&s->conn);
+	server_log(LOG_LVL_DEBUG, s, "connecting");
+	return true;
+}
+
+static void server_connected(struct conn *conn)
+{
+	struct server *s = container_of(conn, struct server, conn);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(err));
+		server_log(LOG_LVL_WARNING, s, "%s", msg);
+		struct pool *p = s->pool;
+		server_close(s, msg);
+		pool_server_login_failed(p, "08006", msg);
+		return;
+	}
+	server_change_state(s, SV_LOGIN);
+	conn_set_reading(conn, true);
+	server_login_start(s);
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	if (s->state == SV_CLOSED)
+		return;
+	server_log(LOG_LVL_INFO, s, "closing because: %s (age=%llds)", reason,
+		   (long long)((loop_now() - s->connect_time) / USEC_PER_SEC));
+	struct client *c = s->client;
+	s->client = NULL;
+	if (c) {
+		conn_unblock(&c->conn);
+		if (s->conn.blocked_src == &c->conn)
+			s->conn.blocked_src = NULL;
+		if (c->conn.blocked_src == &s->conn)
+			c->conn.blocked_src = NULL;
+	}
+	if (s->conn.fd >= 0 && (s->state == SV_IDLE || s->state == SV_USED)) {
+		uint8_t term[5];
+		struct proto_writer w;
+		proto_writer_init(&w, term, sizeof(term));
+		proto_write_terminate(&w);
+		(void)!write(s->conn.fd, term, w.len);
+	}
+	struct pool *p = s->pool;
+	server_change_state(s, SV_CLOSED);
+	conn_close(&s->conn);
+	loop_defer(server_free, s);
+	if (c)
+		client_server_lost(c, reason);
+	pool_server_gone(p);
+}
+
+static void server_free(void *arg)
+{
+	struct server *s = arg;
+	param_set_clear(&s->params);
+	server_login_free(s);
+	free(s);
+}
+
+static void server_peer_gone(struct conn *conn, int err)
+{
+	struct server *s = container_of(conn, struct server, conn);
+	server_close(s, err ? strerror(err) : "write failed");
+}
+
+/* ParameterStatus: remember the backend's value, and the client's when the
+ * change was made by or for the client. */
+static void server_param_status(struct server *s, const uint8_t *body, size_t len, bool for_client)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	const char *name = proto_get_string(&r);
+	const char *value = proto_get_string(&r);
+	if (!name || !value)
+		return;
+	int idx = params_index(name);
+	if (idx < 0)
+		return;
+	param_set_put(&s->params, (size_t)idx, value);
+	if (for_client && s->client)
+		param_set_put(&s->client->params, (size_t)idx, value);
+}
+
+/* Next whole message at the buffer's start: NEED_MORE, OK (h, body set) or
+ * ERROR (server closed). */
+static enum proto_result server_next_whole(struct server *s, struct proto_header *h, const uint8_t **body)
+{
+	struct iobuf *b = s->conn.in;
+	if (!b)
+		return PROTO_NEED_MORE;
+	enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), h);
+	if (r == PROTO_NEED_MORE)
+		return r;
+	if (r == PROTO_ERROR || h->len > SERVER_MAX_HELD_MSG) {
+		server_close(s, "invalid message length from server");
+		return PROTO_ERROR;
+	}
+	if (iobuf_len(b) < h->len + 1) {
+		conn_reserve(&s->conn, h->len + 1);
+		return PROTO_NEED_MORE;
+	}
+	*body = s->conn.in->data + s->conn.in->start + PROTO_HEADER_LEN;
+	return PROTO_OK;
+}
+
+void server_run_internal(struct server *s, const char *sql, bool for_client, server_query_done_fn done)
+{
+	uint8_t buf[4096];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_query(&w, sql);
+	if (w.overflow) {
+		done(s, false);
+		return;
+	}
+	s->internal = true;
+	s->internal_for_client = for_client;
+	s->internal_failed = false;
+	s->internal_done = done;
+	server_log(LOG_LVL_NOISE, s, "internal query: %s", sql);
+	if (conn_send(&s->conn, w.buf, w.len) == CONN_IO_ERROR)
+		server_close(s, "could not send internal query");
+}
+
+/* Consumes the answer to an internal query. */
+static void server_internal_input(struct server *s)
+{
+	struct proto_header h;
+	const uint8_t *body;
+	while (s->internal && server_next_whole(s, &h, &body) == PROTO_OK) {
+		uint32_t blen = h.len - 4;
+		switch (h.type) {
+		case PQ_MSG_PARAMETER_STATUS:
+			server_param_status(s, body, blen, s->internal_for_client);
+			break;
+		case PQ_MSG_ERROR: {
+			const char *m = proto_error_field(body, blen, 'M');
+			server_log(LOG_LVL_WARNING, s, "internal query failed: %s", m ? m : "?");
+			s->internal_failed = true;
+			break;
+		}
+		case PQ_MSG_READY:
+			s->tx_status = blen >= 1 ? (char)body[0] : 'I';
+			s->internal = false;
+			break;
+		default:
+			break;
+		}
+		conn_consume(&s->conn, h.len + 1);
+		if (!s->internal) {
+			server_query_done_fn done = s->internal_done;
+			s->internal_done = NULL;
+			conn_release_empty(&s->conn);
+			done(s, !s->internal_failed && s->tx_status == 'I');
+			return;
+		}
+	}
+	if (s->state != SV_CLOSED)
+		conn_release_empty(&s->conn);
+}
+
+/* Messages from a backend nobody uses: reports and notices are absorbed,
+ * anything else means it is not usable. */
+static void server_idle_input(struct server *s)
+{
+	struct proto_header h;
+	const uint8_t *body;
+	while (server_next_whole(s, &h, &body) == PROTO_OK) {
+		switch (h.type) {
+		case PQ_MSG_PARAMETER_STATUS:
+			server_param_status(s, body, h.len - 4, false);
+			break;
+		case PQ_MSG_NOTICE:
+		case PQ_MSG_NOTIFICATION:
+			break;
+		case PQ_MSG_ERROR: {
+			const char *m = proto_error_field(body, h.len - 4, 'M');
+			server_close(s, m ? m : "error from idle server");
+			return;
+		}
+		default:
+			server_close(s, "unexpected message from idle server");
+			return;
+		}
+		conn_consume(&s->conn, h.len + 1);
+	}
+	if (s->state != SV_CLOSED)
+		conn_release_empty(&s->conn);
+}
+
+static bool release_allowed(const struct server *s)
+{
+	if (s->pending_ready || s->unsynced || s->copy_in || s->tx_status != 'I')
+		return false;
+	return s->pool->mode != POOL_MODE_SESSION;
+}
+
+/* ReadyForQuery while forwarding; returns true to stop the scan. */
+static bool server_on_ready(struct server *s, const uint8_t *body)
+{
+	s->tx_status = (char)body[0];
+	if (s->pending_ready)
+		s->pending_ready--;
+	if (s->pool->mode == POOL_MODE_STATEMENT && s->tx_status != 'I' && !s->pending_ready) {
+		s->release_after_flush = false;
+		return false;
+	}
+	if (release_allowed(s)) {
+		s->release_after_flush = true;
+		return true;
+	}
+	return false;
+}
+
+/* Scans the backend's bytes for the linked client. Messages the pooler must
+ * read (ReadyForQuery, ParameterStatus) are held whole; the rest pass by
+ * header. */
+static bool server_scan(struct server *s)
+{
+	struct conn *cn = &s->conn;
+	struct iobuf *b = cn->in;
+	while (cn->fwd < b->end) {
+		uint32_t avail = b->end - cn->fwd;
+		if (cn->remain) {
+			uint32_t n = MIN(cn->remain, avail);
+			cn->fwd += n;
+			cn->remain -= n;
+			continue;
+		}
+		struct proto_header h;
+		enum proto_result r = proto_read_header(b->data + cn->fwd, avail, &h);
+		if (r == PROTO_NEED_MORE)
+			break;
+		if (r == PROTO_ERROR) {
+			server_close(s, "invalid message length from server");
+			return false;
+		}
+		uint32_t total = h.len + 1;
+		bool hold = h.type == PQ_MSG_READY || h.type == PQ_MSG_PARAMETER_STATUS;
+		if (hold && total > avail) {
+			if (total > SERVER_MAX_HELD_MSG) {
+				server_close(s, "oversized message from server");
+				return false;
+			}
+			conn_reserve(cn, (cn->fwd - cn->in->start) + total);
+			b = cn->in;
+			break;
+		}
+		const uint8_t *body = b->data + cn->fwd + PROTO_HEADER_LEN;
+		switch (h.type) {
+		case PQ_MSG_READY:
+			cn->fwd += total;
+			if (h.len >= 5 && server_on_ready(s, body))
+				return true;
+			continue;
+		case PQ_MSG_PARAMETER_STATUS:
+			server_param_status(s, body, h.len - 4, true);
+			break;
+		case PQ_MSG_COPY_IN:
+		case PQ_MSG_COPY_BOTH:
+			s->copy_in = true;
+			break;
+		case PQ_MSG_ERROR:
+		case PQ_MSG_COMMAND_COMPLETE:
+			s->copy_in = false;
+			break;
+		default:
+			break;
+		}
+		uint32_t n = MIN(total, avail);
+		cn->fwd += n;
+		cn->remain = total - n;
+	}
+	return true;
+}
+
+/* The transaction is over: the client goes idle, the server to the pool. */
+static void server_finish_transaction(struct server *s)
+{
+	struct client *c = s->client;
+	s->release_after_flush = false;
+	s->client = NULL;
+	server_idle_input(s);   /* absorb async messages that followed */
+	if (s->state == SV_CLOSED) {
+		if (c)
+			client_unlink(c);
+		return;
+	}
+	if (s->conn.in && iobuf_len(s->conn.in)) {
+		server_close(s, "incomplete message after ReadyForQuery");
+		if (c)
+			client_unlink(c);
+		return;
+	}
+	pool_server_ready(s->pool, s);
+	if (c)
+		client_unlink(c);
+}
+
+static void server_forward(struct server *s)
+{
+	struct client *c = s->client;
+	if (!s->conn.in)
+		return;
+	if (!server_scan(s))
+		return;
+	enum conn_io r = conn_forward(&s->conn, &c->conn);
+	if (r == CONN_IO_ERROR) {
+		client_close(c, "write to client failed");
+		return;
+	}
+	if (r == CONN_IO_BLOCKED)
+		return;
+	if (s->pool->mode == POOL_MODE_STATEMENT && s->tx_status != 'I' && !s->pending_ready) {
+		client_fail(c, "08P01", "transaction blocks not allowed in statement pooling mode");
+		return;
+	}
+	if (s->release_after_flush) {
+		server_finish_transaction(s);
+		return;
+	}
+	if (s->conn.in && s->conn.in->start > 0 && s->conn.in->start == s->conn.fwd)
+		iobuf_compact(s->conn.in), s->conn.fwd = s->conn.in->start;
+}
+
+void server_process(struct server *s)
+{
+	switch (s->state) {
+	case SV_LOGIN:
+		if (s->internal)
+			server_internal_input(s);
+		else
+			server_login_input(s);
+		return;
+	case SV_ACTIVE:
+		if (s->internal)
+			server_internal_input(s);
+		else
+			server_forward(s);
+		return;
+	case SV_TESTED:
+		server_internal_input(s);
+		return;
+	case SV_IDLE:
+	case SV_USED:
+		server_idle_input(s);
+		return;
+	case SV_CONNECTING:
+	case SV_CLOSED:
+		return;
+	case SV_STATE_COUNT:
+		return;
+	}
+}
+
+static void server_readable(struct conn *conn)
+{
+	struct server *s = container_of(conn, struct server, conn);
+	ssize_t n = conn_read(conn);
+	if (n == 0) {
+		server_close(s, "server closed the connection");
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		server_close(s, strerror(errno));
+		return;
+	}
+	server_process(s);
+}
+
+static void server_resume(struct conn *conn)
+{
+	struct server *s = container_of(conn, struct server, conn);
+	if (s->state != SV_CLOSED)
+		conn_set_reading(conn, true);
+	server_process(s);
+}
+
+/* Builds "SET a = 'x'; SET b = 'y'" for the tracked parameters the client
+ * wants and the backend does not have. Returns false if none differ. */
+static bool build_param_sync(const struct server *s, const struct client *c, char *sql, size_t cap)
+{
+	size_t len = 0;
+	sql[0] = '\0';
+	for (size_t i = 0; i < params_count(); i++) {
+		if (!param_set_differs(&c->params, &s->params, i))
+			continue;
+		char lit[600];
+		if (!proto_quote_literal(c->params.values[i], lit, sizeof(lit)))
+			continue;
+		int n = snprintf(sql + len, cap - len, "SET %s = %s;", params_name(i), lit);
+		if (n < 0 || (size_t)n >= cap - len)
+			break;
+		len += (size_t)n;
+	}
+	return len > 0;
+}
+
+/* The SET for the client's parameters finished: the backend's values are now
+ * the canonical form of what the client asked for. */
+static void param_sync_done(struct server *s, bool ok)
+{
+	struct client *c = s->client;
+	if (c && ok)
+		for (size_t i = 0; i < params_count(); i++)
+			if (c->params.values[i] && s->params.values[i])
+				param_set_put(&c->params, i, s->params.values[i]);
+	client_linked(s, ok);
+}
+
+void server_link(struct server *s, struct client *c)
+{
+	server_change_state(s, SV_ACTIVE);
+	s->pending_ready = 0;
+	s->unsynced = false;
+	s->copy_in = false;
+	s->release_after_flush = false;
+	s->last_used = loop_now();
+	char sql[4096];
+	if (build_param_sync(s, c, sql, sizeof(sql))) {
+		server_run_internal(s, sql, true, param_sync_done);
+		return;
+	}
+	client_linked(s, true);
+}
+
+static void reset_done(struct server *s, bool ok)
+{
+	if (!ok) {
+		server_close(s, "reset query failed");
+		return;
+	}
+	pool_server_ready(s->pool, s);
+}
+
+void server_release(struct server *s, bool client_left)
+{
+	struct pool *p = s->pool;
+	const struct config *cfg = config_current();
+	s->client = NULL;
+	if (!server_is_clean(s)) {
+		server_close(s, client_left ? "client disconnected in the middle of a transaction"
+					    : "released in an unclean state");
+		return;
+	}
+	if (p->mode == POOL_MODE_SESSION || cfg->server_reset_query_always) {
+		if (cfg->server_reset_query[0]) {
+			server_change_state(s, SV_TESTED);
+			server_run_internal(s, cfg->server_reset_query, false, reset_done);
+			return;
+		}
+	}
+	pool_server_ready(p, s);
+}

@@ -1,0 +1,283 @@
+/* server_login: the login exchange with a backend (see server_login.h).
+ * On success the pool gets the server through pool_server_ready(); on
+ * failure the server's own error goes to the clients waiting to log in. */
+#include "server_login.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "reload.h"
+#include "server.h"
+
+void server_login_free(struct server *s)
+{
+	for (size_t i = 0; i < s->n_login_params; i++) {
+		free(s->login_params[i].name);
+		free(s->login_params[i].value);
+	}
+	free(s->login_params);
+	s->login_params = NULL;
+	s->n_login_params = 0;
+	if (s->scram) {
+		scram_client_free(s->scram);
+		free(s->scram);
+		s->scram = NULL;
+	}
+}
+
+static void send_or_close(struct server *s, const struct proto_writer *w)
+{
+	if (w->overflow) {
+		server_close(s, "login message too large");
+		return;
+	}
+	if (conn_send(&s->conn, w->buf, w->len) == CONN_IO_ERROR)
+		server_close(s, "could not send to server");
+}
+
+void server_login_start(struct server *s)
+{
+	struct pool *p = s->pool;
+	const char *names[8], *values[8];
+	size_t n = 0;
+	names[n] = "user"; values[n++] = p->server_user;
+	names[n] = "database"; values[n++] = p->server_dbname;
+	if (p->startup_encoding) { names[n] = "client_encoding"; values[n++] = p->startup_encoding; }
+	if (p->startup_datestyle) { names[n] = "datestyle"; values[n++] = p->startup_datestyle; }
+	if (p->startup_timezone) { names[n] = "timezone"; values[n++] = p->startup_timezone; }
+	if (p->startup_appname) { names[n] = "application_name"; values[n++] = p->startup_appname; }
+	uint8_t buf[2048];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_startup(&w, names, values, n);
+	send_or_close(s, &w);
+}
+
+static void login_fail(struct server *s, const char *sqlstate, const char *msg)
+{
+	struct pool *p = s->pool;
+	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
+	server_close(s, msg);
+	pool_server_login_failed(p, sqlstate, msg);
+}
+
+static void answer_sasl(struct server *s, const uint8_t *data, size_t n)
+{
+	const char *pw = s->pool->server_password;
+	bool has_scram = false;
+	struct proto_reader r;
+	proto_reader_init(&r, data, n);
+	for (const char *mech; (mech = proto_get_string(&r)) && *mech;)
+		if (strcmp(mech, "SCRAM-SHA-256") == 0)
+			has_scram = true;
+	if (!has_scram) {
+		login_fail(s, "28000", "server offers no supported SASL mechanism");
+		return;
+	}
+	s->scram = xcalloc(1, sizeof(*s->scram));
+	if (!pw || auth_secret_kind(pw) != SECRET_PLAIN || !scram_client_init(s->scram, pw)) {
+		login_fail(s, "28000", "SCRAM login to the server needs a plain-text password in the config or auth_file");
+		return;
+	}
+	size_t len;
+	char *first = scram_client_first(s->scram, &len);
+	uint8_t buf[1024];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_sasl_initial(&w, "SCRAM-SHA-256", first, len);
+	free(first);
+	send_or_close(s, &w);
+}
+
+static void answer_sasl_continue(struct server *s, const uint8_t *data, size_t n)
+{
+	const char *err = "SCRAM exchange out of order";
+	size_t len = 0;
+	char *final = s->scram ? scram_client_final(s->scram, (const char *)data, n, &len, &err) : NULL;
+	if (!final) {
+		login_fail(s, "28000", err);
+		return;
+	}
+	uint8_t buf[1024];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_password(&w, final, len);
+	free(final);
+	send_or_close(s, &w);
+}
+
+static void answer_password(struct server *s, uint32_t code, const uint8_t *data, size_t n)
+{
+	const char *pw = s->pool->server_password;
+	char md5[AUTH_MD5_LEN + 1];
+	uint8_t buf[1024];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	if (!pw) {
+		login_fail(s, "28P01", "the server asks for a password, but none is configured for this user");
+		return;
+	}
+	if (code == PQ_AUTH_CLEARTEXT) {
+		if (auth_secret_kind(pw) != SECRET_PLAIN) {
+			login_fail(s, "28000", "the server asks for a cleartext password, but only a hash is configured");
+			return;
+		}
+		proto_write_password(&w, pw, strlen(pw) + 1);
+	} else {
+		if (n != 4 || !auth_md5_response(s->pool->server_user, pw, data, md5)) {
+			login_fail(s, "28000", "cannot answer the server's md5 request with the configured secret");
+			return;
+		}
+		proto_write_password(&w, md5, sizeof(md5));
+	}
+	send_or_close(s, &w);
+}
+
+static void handle_auth(struct server *s, const uint8_t *body, size_t len)
+{
+	if (len < 4) {
+		login_fail(s, "08P01", "invalid authentication message from server");
+		return;
+	}
+	uint32_t code = get_be32(body);
+	const uint8_t *data = body + 4;
+	size_t n = len - 4;
+	switch (code) {
+	case PQ_AUTH_OK:
+		return;
+	case PQ_AUTH_CLEARTEXT:
+	case PQ_AUTH_MD5:
+		answer_password(s, code, data, n);
+		return;
+	case PQ_AUTH_SASL:
+		answer_sasl(s, data, n);
+		return;
+	case PQ_AUTH_SASL_CONTINUE:
+		answer_sasl_continue(s, data, n);
+		return;
+	case PQ_AUTH_SASL_FINAL:
+		if (!s->scram || !scram_client_verify(s->scram, (const char *)data, n))
+			login_fail(s, "28000", "the server's SCRAM signature is wrong");
+		return;
+	default: {
+		char msg[100];
+		snprintf(msg, sizeof(msg), "unsupported authentication method %u requested by server", code);
+		login_fail(s, "28000", msg);
+		return;
+	}
+	}
+}
+
+static void keep_param(struct server *s, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	const char *name = proto_get_string(&r);
+	const char *value = proto_get_string(&r);
+	if (!name || !value)
+		return;
+	int idx = params_index(name);
+	if (idx >= 0)
+		param_set_put(&s->params, (size_t)idx, value);
+	s->login_params = xrealloc(s->login_params, (s->n_login_params + 1) * sizeof(*s->login_params));
+	s->login_params[s->n_login_params].name = xstrdup(name);
+	s->login_params[s->n_login_params].value = xstrdup(value);
+	s->n_login_params++;
+}
+
+static void connect_query_done(struct server *s, bool ok)
+{
+	if (!ok) {
+		login_fail(s, "08P01", "connect_query failed");
+		return;
+	}
+	pool_server_ready(s->pool, s);
+}
+
+static void login_complete(struct server *s, const uint8_t *body, size_t len)
+{
+	struct pool *p = s->pool;
+	s->tx_status = len >= 1 ? (char)body[0] : 'I';
+	if (!p->have_welcome)
+		pool_set_welcome(p, s->login_params, s->n_login_params);
+	server_login_free(s);
+	server_log(LOG_LVL_INFO, s, "new server connection (backend pid %u)", s->backend_pid);
+	p->last_connect_failure = 0;
+	if (p->connect_query) {
+		server_run_internal(s, p->connect_query, false, connect_query_done);
+		return;
+	}
+	pool_server_ready(p, s);
+}
+
+static bool login_message(struct server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	switch (type) {
+	case PQ_MSG_AUTH:
+		handle_auth(s, body, len);
+		return true;
+	case PQ_MSG_PARAMETER_STATUS:
+		keep_param(s, body, len);
+		return true;
+	case PQ_MSG_BACKEND_KEY:
+		if (len >= 8) {
+			s->backend_pid = get_be32(body);
+			s->backend_key = get_be32(body + 4);
+		}
+		return true;
+	case PQ_MSG_NOTICE:
+	case PQ_MSG_NEGOTIATE_VERSION:
+		return true;
+	case PQ_MSG_ERROR: {
+		const char *m = proto_error_field(body, len, 'M');
+		const char *code = proto_error_field(body, len, 'C');
+		login_fail(s, code ? code : "08P01", m ? m : "server login failed");
+		return false;
+	}
+	default:
+		login_fail(s, "08P01", "unexpected message from server during login");
+		return false;
+	}
+}
+
+void server_login_input(struct server *s)
+{
+	while (s->state == SV_LOGIN && !s->internal && s->conn.in) {
+		struct iobuf *b = s->conn.in;
+		struct proto_header h;
+		enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), &h);
+		if (r == PROTO_NEED_MORE)
+			break;
+		if (r == PROTO_ERROR || h.len > PROTO_MAX_SMALL_LEN * 10) {
+			login_fail(s, "08P01", "invalid message length from server during login");
+			return;
+		}
+		if (iobuf_len(b) < h.len + 1) {
+			conn_reserve(&s->conn, h.len + 1);
+			break;
+		}
+		uint32_t total = h.len + 1;
+		if (h.type == PQ_MSG_READY) {
+			uint8_t status = h.len >= 5 ? b->data[b->start + PROTO_HEADER_LEN] : 'I';
+			conn_consume(&s->conn, total);
+			login_complete(s, &status, 1);
+			break;
+		}
+		bool more = login_message(s, h.type, b->data + b->start + PROTO_HEADER_LEN, h.len - 4);
+		if (s->state == SV_CLOSED)
+			return;
+		conn_consume(&s->conn, total);
+		if (!more)
+			break;
+	}
+	if (s->state != SV_CLOSED) {
+		conn_release_empty(&s->conn);
+		if (s->internal || s->state != SV_LOGIN)
+			server_process(s);
+	}
+}
