@@ -94,15 +94,15 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 	list_for_each_safe(n, tmp, &p->servers[SV_CONNECTING]) {
 		struct server *s = list_entry(n, struct server, node);
 		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
-			server_close(s, "server_connect_timeout");
 			pool_server_login_failed(p, "08006", "server_connect_timeout");
+			server_close(s, "server_connect_timeout");
 		}
 	}
 	list_for_each_safe(n, tmp, &p->servers[SV_LOGIN]) {
 		struct server *s = list_entry(n, struct server, node);
 		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
-			server_close(s, "server login timed out");
 			pool_server_login_failed(p, "08006", "server login timed out");
+			server_close(s, "server login timed out");
 		}
 	}
 }

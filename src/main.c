@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "cancel.h"
+#include "dns.h"
 #include "iobuf.h"
 #include "janitor.h"
 #include "listen.h"
@@ -180,6 +181,13 @@ static void begin_shutdown(const char *why)
 	shutdown_progress();
 }
 
+static void kick_all_pools(void)
+{
+	struct list_node *l;
+	for (l = pool_list()->next; l != pool_list(); l = l->next)
+		pool_kick(list_entry(l, struct pool, node));
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
@@ -232,12 +240,15 @@ int main(int argc, char **argv)
 		sigev[i] = evsignal_new(loop_base(), sigs[i], on_signal, NULL);
 		event_add(sigev[i], NULL);
 	}
+	if (!dns_init(kick_all_pools))
+		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_start(shutdown_progress);
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
 	loop_run();
 	log_info("tidepool stopped");
 	janitor_stop();
 	listen_stop();
+	dns_free();
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		event_free(sigev[i]);
 	if (cfg->pidfile[0])

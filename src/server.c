@@ -21,6 +21,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "dns.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
@@ -95,50 +96,62 @@ bool server_is_clean(const struct server *s)
 	       !(cn->out && iobuf_len(cn->out));
 }
 
-static int open_socket(struct server *s, const struct pool *p)
+/* Fills the backend address of pool p. 0 ready, 1 waiting for DNS, -1
+ * failed (*err says why). */
+static int server_address(struct server *s, const struct pool *p, struct sockaddr_storage *ss,
+			  socklen_t *len, const char **err)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	memset(&ss, 0, sizeof(ss));
+	memset(ss, 0, sizeof(*ss));
 	const char *host = p->server_host;
+	s->port = p->server_port;
 	if (!host || host[0] == '/') {
-		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
 		un->sun_family = AF_UNIX;
 		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
 			 host ? host : config_current()->unix_socket_dir, p->server_port);
-		len = sizeof(*un);
+		*len = sizeof(*un);
 		strlcpy_safe(s->addr, "unix", sizeof(s->addr));
+		return 0;
+	}
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)p->server_port);
+		*len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)p->server_port);
+		*len = sizeof(*in6);
 	} else {
-		struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
-		if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
-			in4->sin_family = AF_INET;
-			in4->sin_port = htons((uint16_t)p->server_port);
-			len = sizeof(*in4);
-		} else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
-			in6->sin6_family = AF_INET6;
-			in6->sin6_port = htons((uint16_t)p->server_port);
-			len = sizeof(*in6);
-		} else {
-			errno = EADDRNOTAVAIL;
+		switch (dns_lookup(host, p->server_port, ss, len, err)) {
+		case DNS_READY:
+			break;
+		case DNS_PENDING:
+			return 1;
+		case DNS_FAILED:
 			return -1;
 		}
-		strlcpy_safe(s->addr, ip, sizeof(s->addr));
 	}
-	s->port = p->server_port;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const void *ip = ss->ss_family == AF_INET ? (const void *)&in4->sin_addr : (const void *)&in6->sin6_addr;
+	inet_ntop(ss->ss_family, ip, s->addr, sizeof(s->addr));
+	return 0;
+}
+
+static int open_socket(struct server *s, const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (ss.ss_family != AF_UNIX)
+	if (ss->ss_family != AF_UNIX)
 		listen_tune_socket(fd, config_current());
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0 && errno != EINPROGRESS) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		return -1;
 	}
-	memcpy(&s->conn.addr, &ss, len);
+	memcpy(&s->conn.addr, ss, len);
 	s->conn.addrlen = len;
 	return fd;
 }
@@ -153,11 +166,20 @@ bool server_launch(struct pool *p)
 	s->connect_wall = loop_wall_now();
 	list_init(&s->node);
 	s->state = SV_CLOSED;
-	int fd = open_socket(s, p);
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	const char *err = NULL;
+	int r = server_address(s, p, &ss, &len, &err);
+	if (r == 1) {
+		free(s);
+		return false;   /* the pool is kicked again when DNS answers */
+	}
+	int fd = r == 0 ? open_socket(s, &ss, len) : -1;
 	if (fd < 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s",
-			 p->server_host ? p->server_host : "(unix socket)", p->server_port, strerror(errno));
+			 p->server_host ? p->server_host : "(unix socket)", p->server_port,
+			 err ? err : strerror(errno));
 		log_warning("%s/%s: %s", p->db_name, p->server_user, msg);
 		free(s);
 		pool_server_login_failed(p, "08006", msg);
@@ -181,9 +203,8 @@ static void server_connected(struct conn *conn)
 		char msg[300];
 		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(err));
 		server_log(LOG_LVL_WARNING, s, "%s", msg);
-		struct pool *p = s->pool;
+		pool_server_login_failed(s->pool, "08006", msg);
 		server_close(s, msg);
-		pool_server_login_failed(p, "08006", msg);
 		return;
 	}
 	server_change_state(s, SV_LOGIN);

@@ -62,8 +62,9 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg)
 {
 	struct pool *p = s->pool;
 	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
-	server_close(s, msg);
+	/* Recorded first, so closing does not start an immediate retry. */
 	pool_server_login_failed(p, sqlstate, msg);
+	server_close(s, msg);
 }
 
 static void answer_sasl(struct server *s, const uint8_t *data, size_t n)

@@ -441,7 +441,7 @@ class Tidepool:
     host = "127.0.0.1"
 
     def __init__(self, pg, workdir, pool_mode="session", databases=None, users=None,
-                 auth_file=None, extra="", section="tidepool", **main):
+                 auth_file=None, extra="", section=None, **main):
         self.pg = pg
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -450,7 +450,8 @@ class Tidepool:
         self.config_path = str(self.workdir / "tidepool.ini")
         self.auth_file_path = str(self.workdir / "userlist.txt")
         self.log_path = str(self.workdir / "tidepool.log")
-        self.section = section
+        # TIDEPOOL_TEST_SECTION=pgbouncer runs the suite against PgBouncer
+        self.section = section or os.environ.get("TIDEPOOL_TEST_SECTION", "tidepool")
         self.port = free_port()
         self.main = {
             "listen_addr": "127.0.0.1",
@@ -468,6 +469,11 @@ class Tidepool:
         self.users = dict(users or {})
         self.auth_file = auth_file
         self.extra = extra
+        # TIDEPOOL_TEST_EXTRA="key=value;key=value": more main-section defaults
+        # (e.g. auth_user=postgres when running the suite against PgBouncer)
+        for item in filter(None, os.environ.get("TIDEPOOL_TEST_EXTRA", "").split(";")):
+            k, _, v = item.partition("=")
+            self.main[k.strip()] = v.strip()
         self.main.update(main)
         self.proc = None
         self._logf = None
@@ -640,13 +646,13 @@ class Tidepool:
 @pytest.fixture
 def tidepool(pg, request, tmp_path):
     """Factory: tidepool(pool_mode='session', databases=None, users=None,
-    auth_file=None, extra='', section='tidepool', pg_server=None, start=True,
+    auth_file=None, extra='', section=None, pg_server=None, start=True,
     args=(), nofile_soft=None, **main_section_keys) -> a started Tidepool."""
     made = []
     counter = [0]
 
     def factory(pool_mode="session", databases=None, users=None, auth_file=None, extra="",
-                section="tidepool", pg_server=None, start=True, args=(), nofile_soft=None,
+                section=None, pg_server=None, start=True, args=(), nofile_soft=None,
                 **main):
         counter[0] += 1
         tp = Tidepool(pg_server or pg, tmp_path / ("tidepool%d" % counter[0]),

@@ -12,6 +12,9 @@ import pytest
 
 from conftest import Background, port_open, tidepool_bin, wait_for_port, wait_until
 
+# the main section's name ([pgbouncer] when the suite runs against PgBouncer)
+SECTION = os.environ.get("TIDEPOOL_TEST_SECTION", "tidepool")
+
 
 def run_check(path):
     r = subprocess.run([tidepool_bin(), "--check", path], capture_output=True, text=True,
@@ -167,8 +170,8 @@ server_fast_close = 0
 
 def test_start_refuses_bad_config(tmp_path, pg):
     path = write(tmp_path / "refuse.ini",
-                 "[tidepool]\nlisten_addr = 127.0.0.1\ndefault_pool_size = -3x\n"
-                 "[databases]\nappdb = host=127.0.0.1 port=%d\n" % pg.port)
+                 "[%s]\nlisten_addr = 127.0.0.1\ndefault_pool_size = -3x\n"
+                 "[databases]\nappdb = host=127.0.0.1 port=%d\n" % (SECTION, pg.port))
     r = subprocess.run([tidepool_bin(), path], capture_output=True, text=True, timeout=20,
                        stdin=subprocess.DEVNULL)
     assert r.returncode != 0
@@ -198,14 +201,14 @@ def test_comments_and_include(tidepool, tmp_path, pg):
     tp.write_config(
         "; leading comment\n"
         "# another comment\n"
-        "[tidepool]\n"
+        "[%s]\n"
         "listen_addr = 127.0.0.1   \n"
         "listen_port = %d\n"
         "unix_socket_dir = %s\n"
         "  auth_type   =   trust\n"
         "\n"
         "[databases]\n"
-        "%%include %s\n" % (tp.port, tp.sockdir, inc))
+        "%%include %s\n" % (SECTION, tp.port, tp.sockdir, inc))
     tp.start()
     with tp.connect() as c:
         assert c.execute("select current_database()").fetchone()[0] == "appdb"
@@ -318,7 +321,8 @@ def test_reload_with_broken_config_keeps_old_one(tidepool):
     good = open(tp.config_path).read()
     log_before = len(tp.log())
     # raise the pool size AND break a line: nothing of the new file may apply
-    broken = good.replace("[tidepool]\n", "[tidepool]\ndefault_pool_size = 2\npool_mode = nonsense\n", 1)
+    head = "[%s]\n" % tp.section
+    broken = good.replace(head, head + "default_pool_size = 2\npool_mode = nonsense\n", 1)
     tp.write_config(broken)
     bad_line = broken.splitlines().index("pool_mode = nonsense") + 1
     tp.reload(wait=1.0)
