@@ -151,8 +151,6 @@ static int open_socket(struct server *s, const struct sockaddr_storage *ss, sock
 		errno = e;
 		return -1;
 	}
-	memcpy(&s->conn.addr, ss, len);
-	s->conn.addrlen = len;
 	return fd;
 }
 
@@ -186,6 +184,8 @@ bool server_launch(struct pool *p)
 		return false;
 	}
 	conn_init(&s->conn, fd, &server_ops);
+	memcpy(&s->conn.addr, &ss, len);
+	s->conn.addrlen = len;
 	server_change_state(s, SV_CONNECTING);
 	conn_wait_connect(&s->conn);
 	server_log(LOG_LVL_DEBUG, s, "connecting");

@@ -196,7 +196,7 @@ def test_pgbouncer_section_name_accepted(tidepool):
 def test_comments_and_include(tidepool, tmp_path, pg):
     inc = write(tmp_path / "databases.ini",
                 "# databases from an included file\n"
-                "appdb = host=127.0.0.1 port=%d dbname=appdb ; trailing comment\n" % pg.port)
+                "appdb = host=127.0.0.1 port=%d dbname=appdb\n" % pg.port)
     tp = tidepool(start=False)
     tp.write_config(
         "; leading comment\n"

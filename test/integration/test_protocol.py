@@ -313,14 +313,18 @@ def test_ignore_startup_parameters(tidepool):
         assert err is not None, "unknown startup parameter accepted silently"
 
 
-def test_set_parameters_follow_client_to_next_server(tidepool, role):
-    tp = tidepool(pool_mode="transaction", default_pool_size=2)
-    a = tp.connect(user=role)
-    h = tp.connect(user=role)
+def _set_a_params(a):
     a.execute("SET TimeZone = 'Asia/Tokyo'")
     a.execute("SET DateStyle = 'SQL, DMY'")
     a.execute("SET application_name = 'client_a'")
     a.execute("SET client_encoding = 'LATIN1'")
+
+
+def test_set_parameters_follow_client_to_next_server(tidepool, role):
+    tp = tidepool(pool_mode="transaction", default_pool_size=2)
+    a = tp.connect(user=role)
+    h = tp.connect(user=role)
+    _set_a_params(a)
     q = ("select pg_backend_pid(), current_setting('TimeZone'), current_setting('DateStyle'), "
          "current_setting('application_name'), current_setting('client_encoding')")
     a_pids = set()
@@ -329,17 +333,46 @@ def test_set_parameters_follow_client_to_next_server(tidepool, role):
         h.execute("BEGIN")
         hp = pid_of(h)
         row = a.execute(q).fetchone()
-        assert row[0] != hp
-        assert row[1:] == ("Asia/Tokyo", "SQL, DMY", "client_a", "LATIN1"), row
-        a_pids.add(row[0])
-        # h never SET anything: whatever server it has shows its own values
-        hrow = h.execute("select current_setting('TimeZone'), current_setting('application_name')").fetchone()
         h.execute("COMMIT")
-        assert hrow[0] != "Asia/Tokyo" and hrow[1] != "client_a", hrow
+        assert row[0] != hp
+        # and once more, now that h's server is free as well
+        row2 = a.execute(q).fetchone()
+        for r in (row, row2):
+            assert r[1:] == ("Asia/Tokyo", "SQL, DMY", "client_a", "LATIN1"), r
+            a_pids.add(r[0])
         if len(a_pids) == 2 and i >= 3:
             break
     assert len(a_pids) == 2, "client A never moved to another server; test inconclusive"
     assert a.info.parameter_status("client_encoding") == "LATIN1"
+    a.close()
+    h.close()
+
+
+def test_set_parameters_do_not_leak_to_other_clients(tidepool, role):
+    """A client that never SET anything keeps the values it was given at
+    login, whichever server it gets (PgBouncer 1.18 leaks application_name)."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=2)
+    a = tp.connect(user=role)
+    h = tp.connect(user=role)
+    h_login = h.execute("select current_setting('TimeZone'), current_setting('DateStyle'), "
+                        "current_setting('application_name')").fetchone()
+    _set_a_params(a)
+    seen = set()
+    for i in range(8):
+        q = ("select pg_backend_pid(), current_setting('TimeZone'), "
+             "current_setting('DateStyle'), current_setting('application_name')")
+        a.execute("BEGIN")
+        ap = pid_of(a)
+        row = h.execute(q).fetchone()
+        a.execute("COMMIT")
+        assert row[0] != ap
+        row2 = h.execute(q).fetchone()
+        for r in (row, row2):
+            seen.add(r[0])
+            assert r[1:] == h_login, r
+        if len(seen) == 2 and i >= 3:
+            break
+    assert len(seen) == 2, "client H never moved to another server; test inconclusive"
     a.close()
     h.close()
 
