@@ -94,13 +94,16 @@ as_pg() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-free_port() {
-    local p
-    for p in $(seq 54320 54999); do
+# Ports below the kernel's ephemeral range, so that no outgoing connection
+# holds them; one that something listens on is skipped.
+next_free_port() {   # after
+    local p=$1
+    while [ "$p" -lt 16999 ]; do
+        p=$((p + 1))
         [ "$p" = "$LISTEN_PORT" ] && continue
         port_in_use "$p" || { echo "$p"; return; }
     done
-    die "no free port for PostgreSQL in 54320-54999"
+    die "no free port for PostgreSQL in 15433-16999"
 }
 
 # ------------------------------------------------------------- clean up
@@ -179,26 +182,36 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 chmod 700 "$PGBASE"
 
-PGPORT=$(free_port)
 say "initdb ($("$PGBIN/postgres" --version))"
 if ! as_pg "$PGBIN/initdb" -D "$PGBASE/data" -U postgres -A trust -E UTF8 --locale=C \
         >"$QS/initdb.log" 2>&1; then
     cat "$QS/initdb.log" >&2
     die "initdb failed"
 fi
-as_pg sh -c "cat >> '$PGBASE/data/postgresql.conf'" <<EOF
+PGPORT=15432
+for attempt in 1 2 3 4 5; do
+    PGPORT=$(next_free_port "$PGPORT")
+    # later lines win in postgresql.conf
+    as_pg sh -c "cat >> '$PGBASE/data/postgresql.conf'" <<EOF
 
 # quickstart
 listen_addresses = '127.0.0.1'
 port = $PGPORT
 unix_socket_directories = '$PGBASE/data'
 EOF
-say "starting PostgreSQL on 127.0.0.1:$PGPORT"
-PG_STARTED=1
-if ! as_pg "$PGBIN/pg_ctl" -D "$PGBASE/data" -l "$PGBASE/postgres.log" -w -t 60 start >/dev/null; then
+    say "starting PostgreSQL on 127.0.0.1:$PGPORT"
+    PG_STARTED=1
+    if as_pg "$PGBIN/pg_ctl" -D "$PGBASE/data" -l "$PGBASE/postgres.log" -w -t 60 start >/dev/null; then
+        break
+    fi
+    if [ "$attempt" -lt 5 ] && grep -q "Address already in use" "$PGBASE/postgres.log"; then
+        say "port $PGPORT is taken; trying another"
+        PG_STARTED=
+        continue
+    fi
     cat "$PGBASE/postgres.log" >&2 || true
     die "PostgreSQL did not start"
-fi
+done
 
 cat > "$QS/tidepool.ini" <<EOF
 ; written by quickstart.sh: tidepool on 127.0.0.1:$LISTEN_PORT in front of

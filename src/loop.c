@@ -47,6 +47,7 @@ void loop_init(void)
 
 void loop_free(void)
 {
+	run_deferred(-1, 0, NULL);
 	if (deferred_ev)
 		event_free(deferred_ev);
 	if (base)

@@ -251,7 +251,11 @@ int main(int argc, char **argv)
 	dns_free();
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		event_free(sigev[i]);
-	if (cfg->pidfile[0])
+	if (config_current()->pidfile[0])
 		unlink(config_current()->pidfile);
+	pool_free_all();
+	loop_free();
+	iobuf_free_cache();
+	reload_free();
 	return 0;
 }

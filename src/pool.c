@@ -20,6 +20,7 @@
 static struct list_node pools = { &pools, &pools };
 static struct list_node login_clients = { &login_clients, &login_clients };
 static int n_login_clients;
+static bool exiting;   /* pool_free_all runs: schedule nothing */
 
 struct list_node *pool_list(void)
 {
@@ -236,6 +237,8 @@ static void check_done(struct server *s, bool ok)
 /* Gives idle servers to waiting clients, then opens more if needed. */
 static void pool_schedule(struct pool *p)
 {
+	if (exiting)
+		return;
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
 		if (server_needs_check(s)) {
@@ -347,4 +350,45 @@ void pool_close_idle_servers(void)
 void pool_kick(struct pool *p)
 {
 	pool_schedule(p);
+}
+
+static void pool_free(struct pool *p)
+{
+	for (size_t i = 0; i < p->n_welcome; i++) {
+		free(p->welcome[i].name);
+		free(p->welcome[i].value);
+	}
+	free(p->welcome);
+	free(p->db_name);
+	free(p->user_name);
+	free(p->server_host);
+	free(p->server_dbname);
+	free(p->server_user);
+	free(p->server_password);
+	free(p->connect_query);
+	free(p->startup_encoding);
+	free(p->startup_datestyle);
+	free(p->startup_timezone);
+	free(p->startup_appname);
+	free(p->last_error);
+	free(p);
+}
+
+void pool_free_all(void)
+{
+	struct list_node *n, *tmp;
+	exiting = true;
+	list_for_each_safe(n, tmp, &login_clients)
+		client_close(list_entry(n, struct client, node), "exiting");
+	while (!list_empty(&pools)) {
+		struct pool *p = list_entry(list_first(&pools), struct pool, node);
+		for (int st = 0; st < CL_STATE_COUNT; st++)
+			while (!list_empty(&p->clients[st]))
+				client_close(list_entry(list_first(&p->clients[st]), struct client, node), "exiting");
+		for (int st = 0; st < SV_STATE_COUNT; st++)
+			while (!list_empty(&p->servers[st]))
+				server_close(list_entry(list_first(&p->servers[st]), struct server, node), "exiting");
+		list_del(&p->node);
+		pool_free(p);
+	}
 }

@@ -6,17 +6,20 @@ Fixtures
   pg           session-scoped PgServer shared by all tests
   pg_private   function-scoped PgServer, for tests that stop/restart it
   tidepool     function-scoped factory: tidepool(**opts) -> Tidepool (started)
+  role         function-scoped: a fresh LOGIN role (its own pool, countable backends)
   pgbench_db   session-scoped: appdb initialised with `pgbench -i -s 1`
   raise_nofile raises this process's RLIMIT_NOFILE to the hard limit
 
 Helpers (import them with `from conftest import ...`)
-  free_port(), wait_for_port(), Background, pg_bin(), clean_env()
+  free_port(), wait_for_port(), wait_until(), Background, pg_bin(), clean_env(),
+  tidepool_bin()
 """
 
 import glob
 import itertools
 import os
 import pwd
+import random
 import resource
 import shutil
 import signal
@@ -51,16 +54,34 @@ _ports_given = set()
 _ports_lock = threading.Lock()
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on now (and not handed out before)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+    """A TCP port nobody uses now (and not handed out before). Taken below
+    the kernel's ephemeral range, so that no outgoing connection (tidepool's
+    to PostgreSQL, thousands of test clients) can be holding it when the
+    server binds it."""
+    hi = min(_ephemeral_low(), 65536) - 1
+    lo = max(1024, hi - 12000)
+    for _ in range(200):
+        port = random.randint(lo, hi)
         with _ports_lock:
-            if port not in _ports_given:
-                _ports_given.add(port)
-                return port
+            if port in _ports_given:
+                continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        with _ports_lock:
+            _ports_given.add(port)
+        return port
     raise RuntimeError("no free port found")
 
 
