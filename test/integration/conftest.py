@@ -44,8 +44,15 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                      "ThreadSanitizer", "MemorySanitizer")
 
 
+_START_CWD = os.getcwd()
+
+
 def tidepool_bin():
-    return os.environ.get("TIDEPOOL_BIN") or str(REPO / "build" / "src" / "tidepool")
+    """TIDEPOOL_BIN (relative to where pytest was started) or build/src/tidepool."""
+    env = os.environ.get("TIDEPOOL_BIN")
+    if env:
+        return os.path.join(_START_CWD, env) if os.sep in env else env
+    return str(REPO / "build" / "src" / "tidepool")
 
 
 # --------------------------------------------------------------- utilities
