@@ -6,7 +6,7 @@
 #   ./check.sh                      everything
 #   ./check.sh -k basic             extra arguments go to pytest
 #   PYTEST_ARGS="-x" ./check.sh     same, from the environment
-#   CONFIGURE_FLAGS="--enable-sanitizers" ./check.sh
+#   BUILD_DIR=build-asan CONFIGURE_FLAGS="--enable-sanitizers" ./check.sh
 #                                   flags for a fresh ./build (an existing
 #                                   ./build is re-used as configured)
 #   TIDEPOOL_BIN=/path/tidepool     binary the integration tests run
@@ -17,7 +17,7 @@ set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
-BUILD=$ROOT/build
+BUILD=${BUILD_DIR:-$ROOT/build}   # BUILD_DIR: another build tree, e.g. for sanitizers
 PYTHON=/usr/bin/python3   # Debian's python, with python3-pytest and python3-psycopg
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
