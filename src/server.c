@@ -386,7 +386,11 @@ static bool release_allowed(const struct server *s)
 {
 	if (s->pending_ready || s->unsynced || s->copy_in || s->tx_status != 'I')
 		return false;
-	return s->pool->mode != POOL_MODE_SESSION;
+	/* server_fast_close: a session-mode server marked for closing leaves
+	 * at the end of its transaction; the client gets a fresh one next. */
+	if (s->pool->mode == POOL_MODE_SESSION)
+		return s->close_needed && config_current()->server_fast_close;
+	return true;
 }
 
 /* ReadyForQuery while forwarding; returns true to stop the scan. */
