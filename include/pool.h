@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "stats.h"
 
 struct client;
 struct server;
@@ -70,6 +71,10 @@ struct pool {
 	char *last_error;              /* the last server login error, for clients */
 	char last_sqlstate[6];
 	usec_t reserve_since;
+	bool paused;                   /* admin PAUSE: no new server assignments */
+	bool disabled;                 /* admin DISABLE: no new clients */
+
+	struct stats_counters stats;
 };
 
 /* Loads settings for new and existing pools from a config snapshot. */

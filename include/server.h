@@ -32,6 +32,8 @@ struct server {
 	bool copy_in;                    /* in COPY FROM STDIN */
 	char tx_status;                  /* last ReadyForQuery status: I, T or E */
 	bool release_after_flush;
+	usec_t query_start;              /* first request since the last ReadyForQuery */
+	usec_t xact_start;               /* first request while the transaction was idle */
 	/* a query the pooler runs itself (reset, check, SET, connect_query) */
 	bool internal;
 	bool internal_for_client;        /* ParameterStatus updates go to the client's wants too */

@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
+#include "stats.h"
 
 static uint64_t next_client_id;
 
@@ -270,6 +271,16 @@ static void client_idle_input(struct client *c)
  * when every Query/Sync has its ReadyForQuery. */
 static void client_note_message(struct server *s, uint8_t type)
 {
+	struct stats_counters *st = &s->pool->stats;
+	if (s->pending_ready == 0 && !s->unsynced && type != PQ_MSG_COPY_DATA) {
+		s->query_start = loop_now();
+		if (s->tx_status == 'I')
+			s->xact_start = s->query_start;
+	}
+	if (type == PQ_MSG_PARSE)
+		st->client_parse_count++, st->server_parse_count++;
+	else if (type == PQ_MSG_BIND)
+		st->bind_count++;
 	switch (type) {
 	case PQ_MSG_QUERY:
 	case PQ_MSG_FUNCTION_CALL:
@@ -335,8 +346,10 @@ static void client_forward(struct client *c)
 	struct server *s = c->server;
 	if (!c->conn.in || s->internal)
 		return;
+	uint32_t before = c->conn.fwd - c->conn.in->start;
 	if (!client_scan(c, s))
 		return;
+	c->pool->stats.bytes_received += c->conn.fwd - c->conn.in->start - before;
 	enum conn_io r = conn_forward(&c->conn, &s->conn);
 	if (r == CONN_IO_ERROR) {
 		server_close(s, "write to server failed");
@@ -367,6 +380,11 @@ void client_linked(struct server *s, bool ok)
 
 void client_link(struct client *c, struct server *s)
 {
+	struct stats_counters *st = &c->pool->stats;
+	usec_t waited = loop_now() - c->state_since;
+	st->server_assignment_count++;
+	st->wait_time += waited;
+	stats_observe(&st->wait_hist, waited);
 	c->server = s;
 	s->client = c;
 	client_change_state(c, CL_ACTIVE);

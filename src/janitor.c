@@ -37,6 +37,7 @@ static void check_waiting(struct pool *p, const struct config *cfg, usec_t now)
 		struct client *c = list_entry(n, struct client, node);
 		if (!expired(c->state_since, cfg->query_wait_timeout, now))
 			break;
+		p->stats.wait_timeouts++;
 		client_fail(c, "08P01", "query_wait_timeout");
 	}
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN]) {
@@ -71,8 +72,10 @@ static void check_active(struct pool *p, const struct config *cfg, usec_t now)
 		if (s->pending_ready == 0 && s->tx_status != 'I' &&
 		    expired(c->request_time, cfg->idle_transaction_timeout, now))
 			client_fail(c, "25P03", "idle transaction timeout");
-		else if (s->pending_ready > 0 && expired(c->request_time, cfg->query_timeout, now))
+		else if (s->pending_ready > 0 && expired(c->request_time, cfg->query_timeout, now)) {
+			p->stats.query_timeouts++;
 			client_fail(c, "57014", "query timeout");
+		}
 	}
 }
 

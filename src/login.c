@@ -54,6 +54,7 @@ static void login_authenticated(struct client *c)
 	if (cfg->log_connections)
 		client_log(LOG_LVL_INFO, c, "login attempt: db=%s user=%s", c->dbname, c->user);
 	struct pool *p = c->pool;
+	p->stats.client_logins++;
 	client_change_state(c, CL_WAIT_LOGIN);
 	if (p->have_welcome) {
 		client_finish_login(c);

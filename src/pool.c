@@ -312,6 +312,7 @@ void pool_welcome_ready(struct pool *p)
 
 void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *msg)
 {
+	p->stats.server_login_failures++;
 	p->last_connect_failure = loop_now();
 	free(p->last_error);
 	p->last_error = xstrdup(msg);

@@ -220,6 +220,8 @@ void server_close(struct server *s, const char *reason)
 		   (long long)((loop_now() - s->connect_time) / USEC_PER_SEC));
 	struct client *c = s->client;
 	s->client = NULL;
+	if (c)
+		s->pool->stats.server_errors++;
 	if (c) {
 		conn_unblock(&c->conn);
 		if (s->conn.blocked_src == &c->conn)
@@ -396,6 +398,17 @@ static bool release_allowed(const struct server *s)
 /* ReadyForQuery while forwarding; returns true to stop the scan. */
 static bool server_on_ready(struct server *s, const uint8_t *body)
 {
+	struct stats_counters *st = &s->pool->stats;
+	usec_t now = loop_now();
+	st->query_count++;
+	st->query_time += now - s->query_start;
+	stats_observe(&st->query_hist, now - s->query_start);
+	if (body[0] == 'I' && s->xact_start) {
+		st->xact_count++;
+		st->xact_time += now - s->xact_start;
+		stats_observe(&st->xact_hist, now - s->xact_start);
+		s->xact_start = 0;
+	}
 	s->tx_status = (char)body[0];
 	if (s->pending_ready)
 		s->pending_ready--;
@@ -500,8 +513,11 @@ static void server_forward(struct server *s)
 	struct client *c = s->client;
 	if (!s->conn.in)
 		return;
+	uint32_t before = s->conn.fwd - s->conn.in->start;
 	if (!server_scan(s))
 		return;
+	if (s->conn.in)
+		s->pool->stats.bytes_sent += s->conn.fwd - s->conn.in->start - before;
 	enum conn_io r = conn_forward(&s->conn, &c->conn);
 	if (r == CONN_IO_ERROR) {
 		client_close(c, "write to client failed");

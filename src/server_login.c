@@ -209,6 +209,7 @@ static void login_complete(struct server *s, const uint8_t *body, size_t len)
 	server_login_free(s);
 	server_log(LOG_LVL_INFO, s, "new server connection (backend pid %u)", s->backend_pid);
 	p->last_connect_failure = 0;
+	p->stats.server_logins++;
 	if (p->connect_query) {
 		server_run_internal(s, p->connect_query, false, connect_query_done);
 		return;
