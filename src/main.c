@@ -16,6 +16,7 @@
 #include "dns.h"
 #include "iobuf.h"
 #include "janitor.h"
+#include "lifecycle.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
@@ -35,6 +36,26 @@ struct options {
 
 static bool shutting_down;
 static usec_t shutdown_started;
+static bool paused, suspended;
+static long long start_wall;
+static unsigned reload_count;
+static bool last_reload_ok = true;
+
+void lifecycle_set_paused(bool on) { paused = on; }
+bool lifecycle_paused(void) { return paused; }
+void lifecycle_set_suspended(bool on) { suspended = on; }
+bool lifecycle_suspended(void) { return suspended; }
+bool lifecycle_shutting_down(void) { return shutting_down; }
+long long lifecycle_start_time(void) { return start_wall; }
+unsigned lifecycle_reload_count(void) { return reload_count; }
+bool lifecycle_last_reload_ok(void) { return last_reload_ok; }
+
+bool lifecycle_reload(char **errors)
+{
+	reload_count++;
+	last_reload_ok = reload_config(errors);
+	return last_reload_ok;
+}
 
 static void usage(FILE *f)
 {
@@ -188,12 +209,24 @@ static void kick_all_pools(void)
 		pool_kick(list_entry(l, struct pool, node));
 }
 
+void lifecycle_shutdown(enum shutdown_kind kind, const char *why)
+{
+	if (kind == SHUTDOWN_IMMEDIATE) {
+		log_info("%s: exiting now", why);
+		loop_exit();
+		return;
+	}
+	/* The drain and wait modes share one path for now: stop accepting,
+	 * close idle clients, exit once no transaction is open. */
+	begin_shutdown(why);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
 	case SIGHUP:
 		log_info("SIGHUP: reloading configuration");
-		(void)reload_config(NULL);
+		(void)lifecycle_reload(NULL);
 		return;
 	case SIGTERM:
 		begin_shutdown("SIGTERM");
@@ -224,6 +257,7 @@ int main(int argc, char **argv)
 	if (!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility))
 		return 1;
 	reload_install(cfg);
+	start_wall = loop_wall_now();
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg);
 	if (o.daemon)
