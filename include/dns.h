@@ -5,6 +5,7 @@
 #define TIDEPOOL_DNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 enum dns_result {
@@ -21,5 +22,13 @@ void dns_free(void);
 /* Looks up host (a name, not an IP literal). port is put into *addr. */
 enum dns_result dns_lookup(const char *host, int port, struct sockaddr_storage *addr,
 			   socklen_t *addrlen, const char **err);
+
+/* Read-only views of the cache for the admin console (SHOW DNS_HOSTS, SHOW
+ * LISTS). fn gets each name with an answer: seconds until it expires and
+ * its addresses as "a,b,c". */
+typedef void (*dns_host_fn)(const char *host, long long ttl, const char *addrs, void *arg);
+void dns_for_each_host(dns_host_fn fn, void *arg);
+size_t dns_name_count(void);      /* names in the cache */
+size_t dns_pending_count(void);   /* lookups in flight */
 
 #endif

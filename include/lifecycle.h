@@ -15,6 +15,10 @@ enum shutdown_kind {
 
 void lifecycle_shutdown(enum shutdown_kind kind, const char *why);
 bool lifecycle_shutting_down(void);
+/* True once a drain closes clients at their transaction boundaries (after
+ * shutdown_delay): a client going idle, or starting a new transaction on a
+ * session-mode server, is closed with 57P01. */
+bool lifecycle_draining(void);
 /* Global PAUSE / SUSPEND as set by the admin console (for /readyz). */
 void lifecycle_set_paused(bool paused);
 bool lifecycle_paused(void);

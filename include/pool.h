@@ -56,6 +56,7 @@ struct pool {
 	int max_db_connections, max_user_connections;
 	usec_t server_lifetime;
 	bool stale;                    /* its database left the config */
+	bool console;                  /* the admin console's pool: never has servers */
 
 	struct list_node clients[CL_STATE_COUNT];
 	int n_clients[CL_STATE_COUNT];
@@ -71,10 +72,18 @@ struct pool {
 	char *last_error;              /* the last server login error, for clients */
 	char last_sqlstate[6];
 	usec_t reserve_since;
-	bool paused;                   /* admin PAUSE: no new server assignments */
-	bool disabled;                 /* admin DISABLE: no new clients */
+	bool paused;                   /* admin PAUSE/KILL: no assignments, released servers close */
+	bool disabled;                 /* admin DISABLE: no new clients (mirrors the database's flag) */
+
+	/* SCRAM pass-through: keys proven by a client against the same verifier
+	 * that the pool would log in with (server_password). */
+	bool have_scram_keys;
+	uint8_t scram_client_key[32], scram_server_key[32];
 
 	struct stats_counters stats;
+	/* For the admin console's averages: copies of the counters taken when
+	 * the current stats_period began and when the previous one began. */
+	struct stats_counters stats_start, stats_last;
 };
 
 /* Loads settings for new and existing pools from a config snapshot. */
@@ -84,6 +93,9 @@ void pool_apply_config(const struct config *cfg);
 struct pool *pool_get(const struct config *cfg, const char *db, const char *user,
 		      const char **sqlstate, const char **why);
 void pool_free_all(void);
+/* The admin console's one pool (database and user "pgbouncer", as in
+ * PgBouncer), created on first use. It never opens servers. */
+struct pool *pool_get_console(void);
 
 /* Scheduling. */
 void pool_request_server(struct pool *p, struct client *c);  /* client now waits */
@@ -107,5 +119,25 @@ void pool_kick(struct pool *p);
 /* Shutdown and pause support. */
 bool pool_all_idle(void);
 void pool_close_idle_servers(void);
+
+/* Admin state that outlives pools (it applies to pools created later too).
+ * PAUSE: a paused pool hands out no server and closes servers as they are
+ * released. db NULL sets the global flag; clearing it with db NULL clears
+ * every database's flag too (RESUME without a database undoes them all). */
+void pool_set_paused(const char *db, bool on);
+bool pool_db_paused(const char *db);      /* the database's own flag */
+bool pool_all_paused(void);               /* the global flag */
+bool pool_any_paused(void);               /* the global flag or any database's */
+/* DISABLE: logins to db are refused. */
+void pool_set_disabled(const char *db, bool on);
+bool pool_db_disabled(const char *db);
+/* SUSPEND: no pool hands out servers; nothing is closed. */
+void pool_set_suspended(bool on);
+bool pool_suspended(void);
+/* Closes the idle servers of one pool. */
+void pool_close_idle(struct pool *p, const char *reason);
+/* fn runs each time a server of any pool closes (inside server_close: it
+ * must only schedule work); the admin console's PAUSE waits on it. */
+void pool_set_server_gone_hook(void (*fn)(void));
 
 #endif

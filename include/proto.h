@@ -138,4 +138,26 @@ void proto_write_startup(struct proto_writer *w, const char *const *names, const
  * not fit. */
 bool proto_quote_literal(const char *value, char *out, size_t cap);
 
+/* Result sets (the admin console): column descriptions, rows of text values
+ * and the command tag. Sizes let a caller reserve exact room first. */
+#define PROTO_OID_BYTEA 17
+#define PROTO_OID_INT8 20
+#define PROTO_OID_INT4 23
+#define PROTO_OID_TEXT 25
+#define PROTO_OID_TIMESTAMPTZ 1184
+#define PROTO_OID_NUMERIC 1700
+
+struct proto_column {
+	const char *name;
+	uint32_t type_oid;
+	int16_t typlen;     /* -1 for variable-length types, as PostgreSQL sends */
+};
+size_t proto_row_description_size(const struct proto_column *cols, size_t n);
+void proto_write_row_description(struct proto_writer *w, const struct proto_column *cols, size_t n);
+/* A DataRow of text values; a NULL value is SQL NULL (length -1). */
+size_t proto_data_row_size(const char *const *values, size_t n);
+void proto_write_data_row(struct proto_writer *w, const char *const *values, size_t n);
+void proto_write_command_complete(struct proto_writer *w, const char *tag);
+void proto_write_empty_query(struct proto_writer *w);
+
 #endif

@@ -24,6 +24,7 @@ struct stats_counters {
 	usec_t xact_time, query_time, wait_time;
 	uint64_t client_parse_count, server_parse_count, bind_count;
 	uint64_t client_logins, server_logins, server_login_failures;
+	uint64_t client_login_failures;       /* wrong password or failed SCRAM exchange */
 	uint64_t query_timeouts, wait_timeouts, server_errors;
 	struct stats_histogram wait_hist, query_hist, xact_hist;
 };

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
+#include "lifecycle.h"
 #include "login.h"
 #include "log.h"
 #include "loop.h"
@@ -117,6 +119,8 @@ void client_close(struct client *c, const char *reason)
 		client_log(LOG_LVL_DEBUG, c, "closing because: %s", reason);
 	struct server *s = c->server;
 	c->server = NULL;
+	if (c->pool && c->pool->console)
+		admin_client_closed(c);
 	client_change_state(c, CL_CLOSED);
 	if (s) {
 		s->client = NULL;
@@ -259,6 +263,10 @@ static void client_idle_input(struct client *c)
 		client_close(c, "client sent Terminate");
 		return;
 	}
+	if (c->pool->console) {
+		admin_input(c);
+		return;
+	}
 	if (c->pool->stale || c->terminate_seen) {
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
@@ -346,6 +354,12 @@ static void client_forward(struct client *c)
 	struct server *s = c->server;
 	if (!c->conn.in || s->internal)
 		return;
+	/* Draining: new input on a server between transactions (session mode)
+	 * would start a transaction; the client reconnects elsewhere instead. */
+	if (lifecycle_draining() && c->conn.fwd < c->conn.in->end && server_is_clean(s)) {
+		client_fail(c, "57P01", "tidepool is shutting down");
+		return;
+	}
 	uint32_t before = c->conn.fwd - c->conn.in->start;
 	if (!client_scan(c, s))
 		return;
@@ -397,6 +411,10 @@ void client_unlink(struct client *c)
 	client_change_state(c, CL_IDLE);
 	if (config_current() && c->pool && c->terminate_seen) {
 		client_close(c, "client sent Terminate");
+		return;
+	}
+	if (lifecycle_draining()) {   /* the transaction is over: close now */
+		client_fail(c, "57P01", "tidepool is shutting down");
 		return;
 	}
 	conn_set_reading(&c->conn, true);

@@ -237,3 +237,49 @@ enum dns_result dns_lookup(const char *host, int port, struct sockaddr_storage *
 	set_port(addr, port);
 	return DNS_READY;
 }
+
+static void format_addrs(const struct dns_entry *e, char *buf, size_t len)
+{
+	size_t pos = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < e->n_addrs && pos + 1 < len; i++) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		const struct sockaddr_storage *ss = &e->addrs[i];
+		const void *a = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+							 : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		inet_ntop(ss->ss_family, a, ip, sizeof(ip));
+		int n = snprintf(buf + pos, len - pos, "%s%s", i ? "," : "", ip);
+		if (n < 0)
+			break;
+		pos += (size_t)n;
+	}
+}
+
+void dns_for_each_host(dns_host_fn fn, void *arg)
+{
+	usec_t now = loop_now();
+	for (const struct dns_entry *e = entries; e; e = e->next) {
+		if (e->failed || e->n_addrs == 0)
+			continue;
+		char addrs[DNS_MAX_ADDRS * (INET6_ADDRSTRLEN + 1)];
+		format_addrs(e, addrs, sizeof(addrs));
+		usec_t left = e->expires > now ? e->expires - now : 0;
+		fn(e->host, (long long)(left / USEC_PER_SEC), addrs, arg);
+	}
+}
+
+size_t dns_name_count(void)
+{
+	size_t n = 0;
+	for (const struct dns_entry *e = entries; e; e = e->next)
+		n++;
+	return n;
+}
+
+size_t dns_pending_count(void)
+{
+	size_t n = 0;
+	for (const struct dns_entry *e = entries; e; e = e->next)
+		n += e->pending;
+	return n;
+}

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
+#include "admin.h"
 #include "client.h"
 #include "log.h"
 #include "loop.h"
@@ -112,7 +113,7 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 
 static void fill_min_pool(struct pool *p)
 {
-	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale)
+	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale || p->paused || pool_suspended())
 		return;
 	if (pool_total_servers(p) < p->min_pool_size && !p->last_connect_failure)
 		(void)server_launch(p);
@@ -133,6 +134,7 @@ void janitor_run(void)
 		fill_min_pool(p);
 		pool_kick(p);
 	}
+	admin_tick();
 	if (after_pass)
 		after_pass();
 }

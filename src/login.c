@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
 #include "client.h"
@@ -43,6 +44,8 @@ static void send_auth(struct client *c, uint32_t code, const void *data, size_t 
 
 static void auth_failed(struct client *c)
 {
+	if (c->pool)
+		c->pool->stats.client_login_failures++;
 	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 }
 
@@ -55,6 +58,10 @@ static void login_authenticated(struct client *c)
 		client_log(LOG_LVL_INFO, c, "login attempt: db=%s user=%s", c->dbname, c->user);
 	struct pool *p = c->pool;
 	p->stats.client_logins++;
+	if (p->console) {
+		admin_login(c);
+		return;
+	}
 	client_change_state(c, CL_WAIT_LOGIN);
 	if (p->have_welcome) {
 		client_finish_login(c);
@@ -80,6 +87,10 @@ static void start_auth(struct client *c, const struct config *cfg)
 {
 	const char *secret = user_secret(cfg, c->user);
 	enum auth_type t = cfg->auth_type;
+	if (c->pool->console && admin_trusts_peer(c)) {
+		login_authenticated(c);
+		return;
+	}
 	switch (t) {
 	case AUTH_TYPE_TRUST:
 	case AUTH_TYPE_ANY:
@@ -149,6 +160,19 @@ static bool check_plain(const char *user, const char *secret, const char *given)
 	return false;
 }
 
+/* The client proved the verifier the pool logs in with: keep its keys so
+ * server logins can use SCRAM pass-through (no plain password needed). */
+static void remember_scram_keys(struct client *c)
+{
+	struct pool *p = c->pool;
+	const char *secret = user_secret(config_current(), c->user);
+	if (!p || !secret || !p->server_password || strcmp(secret, p->server_password) != 0)
+		return;
+	memcpy(p->scram_client_key, c->scram->client_key, sizeof(p->scram_client_key));
+	memcpy(p->scram_server_key, c->scram->secret.server_key, sizeof(p->scram_server_key));
+	p->have_scram_keys = true;
+}
+
 static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
 {
 	struct proto_reader r;
@@ -182,6 +206,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
 	}
 	send_auth(c, PQ_AUTH_SASL_FINAL, out, out_len);
 	free(out);
+	remember_scram_keys(c);
 	login_authenticated(c);
 }
 
@@ -280,9 +305,14 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 		return;
 	}
 	const char *sqlstate, *why;
-	struct pool *p = pool_get(cfg, c->dbname, c->user, &sqlstate, &why);
+	struct pool *p = admin_is_console_db(c->dbname) ? pool_get_console()
+			 : pool_get(cfg, c->dbname, c->user, &sqlstate, &why);
 	if (!p) {
 		client_fail(c, sqlstate, "%s", why);
+		return;
+	}
+	if (p->disabled) {
+		client_fail(c, "55000", "database \"%s\" does not allow connections (DISABLE)", c->dbname);
 		return;
 	}
 	negotiate_version(c, st);

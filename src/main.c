@@ -1,4 +1,9 @@
-/* main: arguments, start-up order, signals, shutdown, exit. */
+/* main: arguments, start-up order, signals, the lifecycle state (shutdown
+ * phases, pause/suspend flags, reload counts; see lifecycle.h), exit.
+ * Shutdown kinds: drain (SIGTERM by default) closes each client at its
+ * transaction end and gives up after shutdown_timeout; wait for servers
+ * (SIGINT) drains without delay or time limit; wait for clients
+ * (shutdown_mode = wait_for_clients) only stops accepting. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -14,12 +19,14 @@
 #include "config.h"
 #include "cancel.h"
 #include "dns.h"
+#include "http.h"
 #include "iobuf.h"
 #include "janitor.h"
 #include "lifecycle.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "params.h"
 #include "pool.h"
 #include "reload.h"
@@ -34,8 +41,19 @@ struct options {
 	int verbose;
 };
 
-static bool shutting_down;
-static usec_t shutdown_started;
+/* Shutdown moves through three phases: accepting (during shutdown_delay,
+ * /readyz already 503), closed (listener gone; in the drain kinds clients
+ * are closed at their transaction boundaries), then exit. */
+struct shutdown_state {
+	bool active;               /* from the first SIGTERM/SIGINT/SHUTDOWN on */
+	bool listener_closed;
+	bool draining;             /* clients are closed at transaction boundaries */
+	enum shutdown_kind kind;
+	usec_t closed_at;          /* when the listener closed (shutdown_timeout runs from here) */
+	struct event *delay_timer;
+};
+
+static struct shutdown_state sd;
 static bool paused, suspended;
 static long long start_wall;
 static unsigned reload_count;
@@ -45,7 +63,8 @@ void lifecycle_set_paused(bool on) { paused = on; }
 bool lifecycle_paused(void) { return paused; }
 void lifecycle_set_suspended(bool on) { suspended = on; }
 bool lifecycle_suspended(void) { return suspended; }
-bool lifecycle_shutting_down(void) { return shutting_down; }
+bool lifecycle_shutting_down(void) { return sd.active; }
+bool lifecycle_draining(void) { return sd.draining; }
 long long lifecycle_start_time(void) { return start_wall; }
 unsigned lifecycle_reload_count(void) { return reload_count; }
 bool lifecycle_last_reload_ok(void) { return last_reload_ok; }
@@ -54,6 +73,8 @@ bool lifecycle_reload(char **errors)
 {
 	reload_count++;
 	last_reload_ok = reload_config(errors);
+	if (last_reload_ok)
+		http_apply_config(config_current());
 	return last_reload_ok;
 }
 
@@ -160,46 +181,131 @@ static void daemonize(const struct config *cfg)
 	}
 }
 
-static void close_idle_clients(void)
+static const char *shutdown_kind_name(enum shutdown_kind k)
 {
-	struct list_node *l, *n, *tmp;
+	switch (k) {
+	case SHUTDOWN_DRAIN: return "drain";
+	case SHUTDOWN_WAIT_FOR_SERVERS: return "wait for servers";
+	case SHUTDOWN_WAIT_FOR_CLIENTS: return "wait for clients";
+	case SHUTDOWN_IMMEDIATE: return "immediate";
+	}
+	return "?";
+}
+
+/* One log line per phase, with what is left. */
+static void log_phase(enum log_level lvl, const char *what)
+{
+	int linked = 0, servers = 0;
+	struct list_node *l;
 	for (l = pool_list()->next; l != pool_list(); l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
-		list_for_each_safe(n, tmp, &p->clients[CL_IDLE])
-			client_fail(list_entry(n, struct client, node), "57P01", "tidepool is shutting down");
+		linked += p->n_clients[CL_ACTIVE];
+		servers += pool_total_servers(p);
 	}
-	list_for_each_safe(n, tmp, pool_login_clients())
-		client_fail(list_entry(n, struct client, node), "57P01", "tidepool is shutting down");
+	log_at(lvl, "shutdown (%s): %s; %d clients left (%d linked to a server), %d servers",
+	       shutdown_kind_name(sd.kind), what, pool_total_clients(), linked, servers);
 }
 
-/* Runs after every janitor pass: finishes a shutdown once nothing is active. */
+static void close_for_shutdown(struct client *c)
+{
+	client_fail(c, "57P01", "tidepool is shutting down");
+}
+
+/* A drain pass: every client outside a transaction is closed (logging in,
+ * idle, waiting for a server, or linked to a server that is between
+ * transactions, as in session mode). */
+static void close_at_boundaries(void)
+{
+	static const enum client_state at_rest[] = { CL_WAIT_LOGIN, CL_IDLE, CL_WAITING };
+	struct list_node *l, *n, *tmp;
+	list_for_each_safe(n, tmp, pool_login_clients())
+		close_for_shutdown(list_entry(n, struct client, node));
+	for (l = pool_list()->next; l != pool_list(); l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		for (size_t k = 0; k < ARRAY_SIZE(at_rest); k++)
+			list_for_each_safe(n, tmp, &p->clients[at_rest[k]])
+				close_for_shutdown(list_entry(n, struct client, node));
+		list_for_each_safe(n, tmp, &p->clients[CL_ACTIVE]) {
+			struct client *c = list_entry(n, struct client, node);
+			if (c->server && server_is_clean(c->server))
+				close_for_shutdown(c);
+		}
+	}
+}
+
+/* shutdown_timeout: whatever is left is closed, transactions or not. */
+static void close_all_clients(void)
+{
+	struct list_node *l;
+	while (!list_empty(pool_login_clients()))
+		close_for_shutdown(list_entry(list_first(pool_login_clients()), struct client, node));
+	for (l = pool_list()->next; l != pool_list(); l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		for (int st = 0; st < CL_STATE_COUNT; st++)
+			while (st != CL_CLOSED && !list_empty(&p->clients[st]))
+				close_for_shutdown(list_entry(list_first(&p->clients[st]), struct client, node));
+	}
+}
+
+/* Runs after every janitor pass and at each phase change: closes clients
+ * at their boundaries and exits once none is left (or time is up). */
 static void shutdown_progress(void)
 {
-	if (!shutting_down)
+	if (!sd.active || !sd.listener_closed)
 		return;
-	close_idle_clients();
-	pool_close_idle_servers();
+	if (sd.draining) {
+		close_at_boundaries();
+		pool_close_idle_servers();
+	}
+	if (pool_total_clients() == 0) {
+		log_phase(LOG_LVL_INFO, "no client left, exiting");
+		loop_exit();
+		return;
+	}
 	usec_t limit = config_current()->shutdown_timeout;
-	bool timed_out = limit > 0 && loop_now() - shutdown_started >= limit;
-	if (pool_all_idle() || timed_out) {
-		if (timed_out)
-			log_warning("shutdown_timeout reached with transactions still open");
+	if (sd.kind == SHUTDOWN_DRAIN && limit > 0 && loop_now() - sd.closed_at >= limit) {
+		log_phase(LOG_LVL_WARNING, "shutdown_timeout reached, closing the remaining clients and exiting");
+		close_all_clients();
 		loop_exit();
 	}
 }
 
-static void begin_shutdown(const char *why)
+static void close_listener(void)
 {
-	if (shutting_down) {
-		log_info("%s again: exiting now", why);
+	listen_stop();
+	sd.listener_closed = true;
+	sd.closed_at = loop_now();
+	sd.draining = sd.kind != SHUTDOWN_WAIT_FOR_CLIENTS;
+	log_phase(LOG_LVL_INFO, sd.draining ? "listener closed, closing each client at its transaction end"
+					    : "listener closed, waiting for clients to disconnect");
+	shutdown_progress();
+}
+
+static void on_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	if (sd.active && !sd.listener_closed)
+		close_listener();
+}
+
+static void begin_shutdown(enum shutdown_kind kind, const char *why)
+{
+	if (sd.active) {
+		log_info("%s during shutdown: exiting now", why);
 		loop_exit();
 		return;
 	}
-	log_info("%s: shutting down (new connections are refused)", why);
-	shutting_down = true;
-	shutdown_started = loop_now();
-	listen_stop();
-	shutdown_progress();
+	sd.active = true;
+	sd.kind = kind;
+	log_info("%s: shutting down (%s); /readyz now answers 503", why, shutdown_kind_name(kind));
+	usec_t delay = kind == SHUTDOWN_WAIT_FOR_SERVERS ? 0 : config_current()->shutdown_delay;
+	if (delay <= 0) {
+		close_listener();
+		return;
+	}
+	log_phase(LOG_LVL_INFO, "still accepting new clients during shutdown_delay");
+	struct timeval tv = { (time_t)(delay / USEC_PER_SEC), (suseconds_t)(delay % USEC_PER_SEC) };
+	if (event_base_once(loop_base(), -1, EV_TIMEOUT, on_delay_over, NULL, &tv) < 0)
+		close_listener();
 }
 
 static void kick_all_pools(void)
@@ -209,6 +315,16 @@ static void kick_all_pools(void)
 		pool_kick(list_entry(l, struct pool, node));
 }
 
+static enum shutdown_kind requested_kind;
+static char requested_why[64];
+
+static void deferred_shutdown(void *arg)
+{
+	begin_shutdown(requested_kind, requested_why);
+}
+
+/* From the admin console: the drain starts after the current callbacks, so
+ * the console's own reply is queued before its client may be closed. */
 void lifecycle_shutdown(enum shutdown_kind kind, const char *why)
 {
 	if (kind == SHUTDOWN_IMMEDIATE) {
@@ -216,9 +332,23 @@ void lifecycle_shutdown(enum shutdown_kind kind, const char *why)
 		loop_exit();
 		return;
 	}
-	/* The drain and wait modes share one path for now: stop accepting,
-	 * close idle clients, exit once no transaction is open. */
-	begin_shutdown(why);
+	requested_kind = kind;
+	strlcpy_safe(requested_why, why, sizeof(requested_why));
+	loop_defer(deferred_shutdown, NULL);
+}
+
+/* SIGUSR1 / SIGUSR2: PgBouncer's PAUSE and RESUME (RESUME also ends a
+ * SUSPEND), through the same calls as the admin console's commands. */
+static void pause_signal(bool pause)
+{
+	log_info("%s: %s every pool", pause ? "SIGUSR1" : "SIGUSR2", pause ? "pausing" : "resuming");
+	if (!pause && pool_suspended()) {
+		listen_pause(false);
+		pool_set_suspended(false);
+		lifecycle_set_suspended(false);
+	}
+	pool_set_paused(NULL, pause);
+	lifecycle_set_paused(pause);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -229,17 +359,41 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		(void)lifecycle_reload(NULL);
 		return;
 	case SIGTERM:
-		begin_shutdown("SIGTERM");
+		begin_shutdown(strcmp(config_current()->shutdown_mode, "wait_for_clients") == 0
+				       ? SHUTDOWN_WAIT_FOR_CLIENTS : SHUTDOWN_DRAIN, "SIGTERM");
 		return;
 	case SIGINT:
-		begin_shutdown("SIGINT");
+		begin_shutdown(SHUTDOWN_WAIT_FOR_SERVERS, "SIGINT");
 		return;
 	case SIGQUIT:
 		log_info("SIGQUIT: exiting now");
 		loop_exit();
 		return;
+	case SIGUSR1:
+	case SIGUSR2:
+		pause_signal(sig == SIGUSR1);
+		return;
 	default:
 		return;
+	}
+}
+
+static const int handled_signals[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+static struct event *signal_events[ARRAY_SIZE(handled_signals)];
+
+static void signals_start(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(handled_signals); i++) {
+		signal_events[i] = evsignal_new(loop_base(), handled_signals[i], on_signal, NULL);
+		event_add(signal_events[i], NULL);
+	}
+}
+
+static void signals_stop(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(handled_signals); i++) {
+		event_free(signal_events[i]);
+		signal_events[i] = NULL;
 	}
 }
 
@@ -268,12 +422,8 @@ int main(int argc, char **argv)
 	loop_init();
 	if (!listen_start(cfg))
 		return 1;
-	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT };
-	struct event *sigev[ARRAY_SIZE(sigs)];
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
-		sigev[i] = evsignal_new(loop_base(), sigs[i], on_signal, NULL);
-		event_add(sigev[i], NULL);
-	}
+	(void)http_start(cfg);
+	signals_start();
 	if (!dns_init(kick_all_pools))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_start(shutdown_progress);
@@ -282,14 +432,15 @@ int main(int argc, char **argv)
 	log_info("tidepool stopped");
 	janitor_stop();
 	listen_stop();
+	http_stop();
 	dns_free();
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-		event_free(sigev[i]);
+	signals_stop();
 	if (config_current()->pidfile[0])
 		unlink(config_current()->pidfile);
 	pool_free_all();
 	loop_free();
 	iobuf_free_cache();
+	metrics_free();
 	reload_free();
 	return 0;
 }

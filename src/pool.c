@@ -1,5 +1,7 @@
 /* pool: owns struct pool, the global pool list, the list of clients still
- * logging in, the scheduler and the janitor.
+ * logging in, the scheduler and the janitor, and the admin console's
+ * PAUSE/DISABLE/SUSPEND flags the scheduler obeys (a paused pool hands out
+ * no server and closes servers as they come back).
  *
  * Scheduling: a client that needs a server waits in its pool's CL_WAITING
  * list (FIFO). A server that becomes free goes to the first waiting client,
@@ -21,6 +23,18 @@ static struct list_node pools = { &pools, &pools };
 static struct list_node login_clients = { &login_clients, &login_clients };
 static int n_login_clients;
 static bool exiting;   /* pool_free_all runs: schedule nothing */
+static bool suspended; /* admin SUSPEND */
+static bool all_paused; /* admin PAUSE without a database */
+static void (*server_gone_hook)(void);
+
+/* Per-database admin flags (PAUSE db, DISABLE db); entries are never removed
+ * while the process runs (a handful at most). */
+struct db_flags {
+	struct list_node node;
+	char *name;
+	bool paused, disabled;
+};
+static struct list_node db_flags_list = { &db_flags_list, &db_flags_list };
 
 struct list_node *pool_list(void)
 {
@@ -84,6 +98,20 @@ static const struct db_config *find_db(const struct config *cfg, const char *nam
 	return config_find_db_or_fallback(cfg, name);
 }
 
+static struct pool *pool_new(const char *db, const char *user)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+	p->db_name = xstrdup(db);
+	p->user_name = xstrdup(user);
+	for (int i = 0; i < CL_STATE_COUNT; i++)
+		list_init(&p->clients[i]);
+	for (int i = 0; i < SV_STATE_COUNT; i++)
+		list_init(&p->servers[i]);
+	p->paused = pool_all_paused() || pool_db_paused(db);
+	p->disabled = pool_db_disabled(db);
+	return p;
+}
+
 struct pool *pool_get(const struct config *cfg, const char *db, const char *user,
 		      const char **sqlstate, const char **why)
 {
@@ -101,16 +129,27 @@ struct pool *pool_get(const struct config *cfg, const char *db, const char *user
 		*why = msg;
 		return NULL;
 	}
-	struct pool *p = xcalloc(1, sizeof(*p));
-	p->db_name = xstrdup(db);
-	p->user_name = xstrdup(user);
-	for (int i = 0; i < CL_STATE_COUNT; i++)
-		list_init(&p->clients[i]);
-	for (int i = 0; i < SV_STATE_COUNT; i++)
-		list_init(&p->servers[i]);
+	struct pool *p = pool_new(db, user);
 	pool_load(p, cfg, dbc);
 	list_add_tail(&pools, &p->node);
 	log_debug("new pool %s/%s (mode %s, size %d)", db, user, config_pool_mode_name(p->mode), p->pool_size);
+	return p;
+}
+
+struct pool *pool_get_console(void)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		if (p->console)
+			return p;
+	}
+	struct pool *p = pool_new("pgbouncer", "pgbouncer");
+	p->console = true;
+	p->paused = p->disabled = false;
+	p->mode = POOL_MODE_STATEMENT;
+	p->have_welcome = true;   /* the console answers logins itself */
+	list_add_tail(&pools, &p->node);
 	return p;
 }
 
@@ -119,6 +158,8 @@ void pool_apply_config(const struct config *cfg)
 	struct list_node *n;
 	for (n = pools.next; n != &pools; n = n->next) {
 		struct pool *p = list_entry(n, struct pool, node);
+		if (p->console)
+			continue;
 		const struct db_config *dbc = find_db(cfg, p->db_name);
 		if (!dbc) {
 			p->stale = true;
@@ -210,6 +251,8 @@ static bool pool_retry_wait(struct pool *p)
 /* Opens servers for waiting clients while limits allow. */
 static void pool_launch_for_waiters(struct pool *p)
 {
+	if (p->console || p->paused || suspended)
+		return;
 	int want = p->n_clients[CL_WAITING] + (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
 	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
 	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
@@ -237,7 +280,7 @@ static void check_done(struct server *s, bool ok)
 /* Gives idle servers to waiting clients, then opens more if needed. */
 static void pool_schedule(struct pool *p)
 {
-	if (exiting)
+	if (exiting || p->console || p->paused || suspended)
 		return;
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
@@ -269,8 +312,9 @@ static bool server_expired(const struct server *s)
 
 void pool_server_ready(struct pool *p, struct server *s)
 {
-	if (server_expired(s) || p->stale) {
-		server_close(s, s->close_needed ? "server marked for closing" : "server_lifetime reached");
+	if (server_expired(s) || p->stale || p->paused) {
+		server_close(s, p->paused ? "database paused" : s->close_needed ? "server marked for closing"
+			     : "server_lifetime reached");
 		return;
 	}
 	server_change_state(s, SV_IDLE);
@@ -279,6 +323,8 @@ void pool_server_ready(struct pool *p, struct server *s)
 
 void pool_server_gone(struct pool *p)
 {
+	if (server_gone_hook)
+		server_gone_hook();
 	pool_schedule(p);
 }
 
@@ -353,6 +399,111 @@ void pool_kick(struct pool *p)
 	pool_schedule(p);
 }
 
+static struct db_flags *db_flags_find(const char *db, bool create)
+{
+	struct list_node *n;
+	for (n = db_flags_list.next; n != &db_flags_list; n = n->next) {
+		struct db_flags *f = list_entry(n, struct db_flags, node);
+		if (strcmp(f->name, db) == 0)
+			return f;
+	}
+	if (!create)
+		return NULL;
+	struct db_flags *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(db);
+	list_add_tail(&db_flags_list, &f->node);
+	return f;
+}
+
+bool pool_db_paused(const char *db)
+{
+	const struct db_flags *f = db_flags_find(db, false);
+	return f && f->paused;
+}
+
+bool pool_all_paused(void)
+{
+	return all_paused;
+}
+
+bool pool_db_disabled(const char *db)
+{
+	const struct db_flags *f = db_flags_find(db, false);
+	return f && f->disabled;
+}
+
+bool pool_suspended(void)
+{
+	return suspended;
+}
+
+/* Re-derives every pool's flags; pools that may work again are kicked. */
+static void pool_refresh_flags(void)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		if (p->console)
+			continue;
+		bool was = p->paused;
+		p->paused = all_paused || pool_db_paused(p->db_name);
+		p->disabled = pool_db_disabled(p->db_name);
+		if (p->paused)
+			pool_close_idle(p, "database paused");
+		else if (was)
+			pool_schedule(p);
+	}
+}
+
+bool pool_any_paused(void)
+{
+	struct list_node *n;
+	for (n = db_flags_list.next; n != &db_flags_list; n = n->next)
+		if (list_entry(n, struct db_flags, node)->paused)
+			return true;
+	return all_paused;
+}
+
+void pool_set_paused(const char *db, bool on)
+{
+	struct list_node *n;
+	if (db) {
+		db_flags_find(db, true)->paused = on;
+	} else {
+		all_paused = on;
+		for (n = db_flags_list.next; !on && n != &db_flags_list; n = n->next)
+			list_entry(n, struct db_flags, node)->paused = false;
+	}
+	pool_refresh_flags();
+}
+
+void pool_set_disabled(const char *db, bool on)
+{
+	db_flags_find(db, true)->disabled = on;
+	pool_refresh_flags();
+}
+
+void pool_set_suspended(bool on)
+{
+	suspended = on;
+	if (on)
+		return;
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next)
+		pool_schedule(list_entry(n, struct pool, node));
+}
+
+void pool_close_idle(struct pool *p, const char *reason)
+{
+	while (!list_empty(&p->servers[SV_IDLE]))
+		server_close(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node), reason);
+}
+
+void pool_set_server_gone_hook(void (*fn)(void))
+{
+	server_gone_hook = fn;
+}
+
 static void pool_free(struct pool *p)
 {
 	for (size_t i = 0; i < p->n_welcome; i++) {
@@ -381,6 +532,12 @@ void pool_free_all(void)
 	exiting = true;
 	list_for_each_safe(n, tmp, &login_clients)
 		client_close(list_entry(n, struct client, node), "exiting");
+	while (!list_empty(&db_flags_list)) {
+		struct db_flags *f = list_entry(list_first(&db_flags_list), struct db_flags, node);
+		list_del(&f->node);
+		free(f->name);
+		free(f);
+	}
 	while (!list_empty(&pools)) {
 		struct pool *p = list_entry(list_first(&pools), struct pool, node);
 		for (int st = 0; st < CL_STATE_COUNT; st++)

@@ -404,3 +404,64 @@ bool proto_quote_literal(const char *value, char *out, size_t cap)
 	out[o] = '\0';
 	return true;
 }
+
+size_t proto_row_description_size(const struct proto_column *cols, size_t n)
+{
+	size_t len = PROTO_HEADER_LEN + 2;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(cols[i].name) + 1 + 18;
+	return len;
+}
+
+void proto_write_row_description(struct proto_writer *w, const struct proto_column *cols, size_t n)
+{
+	proto_begin(w, PQ_MSG_ROW_DESCRIPTION);
+	proto_put_int16(w, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		proto_put_string(w, cols[i].name);
+		proto_put_int32(w, 0);                        /* table oid */
+		proto_put_int16(w, 0);                        /* column number */
+		proto_put_int32(w, cols[i].type_oid);
+		proto_put_int16(w, (uint16_t)cols[i].typlen);
+		proto_put_int32(w, 0xffffffffu);              /* typmod -1 */
+		proto_put_int16(w, 0);                        /* text format */
+	}
+	proto_end(w);
+}
+
+size_t proto_data_row_size(const char *const *values, size_t n)
+{
+	size_t len = PROTO_HEADER_LEN + 2;
+	for (size_t i = 0; i < n; i++)
+		len += 4 + (values[i] ? strlen(values[i]) : 0);
+	return len;
+}
+
+void proto_write_data_row(struct proto_writer *w, const char *const *values, size_t n)
+{
+	proto_begin(w, PQ_MSG_DATA_ROW);
+	proto_put_int16(w, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		if (!values[i]) {
+			proto_put_int32(w, 0xffffffffu);
+			continue;
+		}
+		size_t len = strlen(values[i]);
+		proto_put_int32(w, (uint32_t)len);
+		proto_put_bytes(w, values[i], len);
+	}
+	proto_end(w);
+}
+
+void proto_write_command_complete(struct proto_writer *w, const char *tag)
+{
+	proto_begin(w, PQ_MSG_COMMAND_COMPLETE);
+	proto_put_string(w, tag);
+	proto_end(w);
+}
+
+void proto_write_empty_query(struct proto_writer *w)
+{
+	proto_begin(w, PQ_MSG_EMPTY_QUERY);
+	proto_end(w);
+}

@@ -81,8 +81,13 @@ static void answer_sasl(struct server *s, const uint8_t *data, size_t n)
 		return;
 	}
 	s->scram = xcalloc(1, sizeof(*s->scram));
-	if (!pw || auth_secret_kind(pw) != SECRET_PLAIN || !scram_client_init(s->scram, pw)) {
-		login_fail(s, "28000", "SCRAM login to the server needs a plain-text password in the config or auth_file");
+	struct pool *p = s->pool;
+	if (pw && auth_secret_kind(pw) == SECRET_SCRAM && p->have_scram_keys) {
+		scram_client_init_keys(s->scram, p->scram_client_key, p->scram_server_key);
+	} else if (!pw || auth_secret_kind(pw) != SECRET_PLAIN || !scram_client_init(s->scram, pw)) {
+		login_fail(s, "28000", pw && auth_secret_kind(pw) == SECRET_SCRAM
+			   ? "password is a SCRAM secret, but no client has authenticated with SCRAM yet to provide its keys"
+			   : "SCRAM login to the server needs a plain-text password or SCRAM pass-through");
 		return;
 	}
 	size_t len;

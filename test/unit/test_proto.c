@@ -1078,6 +1078,50 @@ static void test_fuzz(void)
 	       with_params, fields_found);
 }
 
+/* ---------- result sets (admin console) ---------- */
+
+static void test_write_result_set(void)
+{
+	uint8_t buf[256];
+	struct proto_writer w;
+	const struct proto_column cols[] = {
+		{ "a", PROTO_OID_TEXT, -1 },
+		{ "n", PROTO_OID_INT4, 4 },
+	};
+	const uint8_t exp_desc[] = {
+		'T', 0, 0, 0, 46, 0, 2,
+		'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+		'n', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0,
+	};
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_row_description(&w, cols, 2);
+	CHECK_BYTES(&w, exp_desc, sizeof(exp_desc));
+	CHECK_INT(proto_row_description_size(cols, 2), sizeof(exp_desc));
+
+	const char *const vals[] = { "xy", NULL, "" };
+	const uint8_t exp_row[] = {
+		'D', 0, 0, 0, 20, 0, 3,
+		0, 0, 0, 2, 'x', 'y',
+		0xff, 0xff, 0xff, 0xff,
+		0, 0, 0, 0,
+	};
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_data_row(&w, vals, 3);
+	CHECK_BYTES(&w, exp_row, sizeof(exp_row));
+	CHECK_INT(proto_data_row_size(vals, 3), sizeof(exp_row));
+
+	const uint8_t exp_tail[] = { 'C', 0, 0, 0, 9, 'S', 'H', 'O', 'W', 0, 'I', 0, 0, 0, 4 };
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_command_complete(&w, "SHOW");
+	proto_write_empty_query(&w);
+	CHECK_BYTES(&w, exp_tail, sizeof(exp_tail));
+
+	/* a row one byte short of room overflows and writes nothing past cap */
+	proto_writer_init(&w, buf, sizeof(exp_row) - 1);
+	proto_write_data_row(&w, vals, 3);
+	CHECK(w.overflow);
+}
+
 int main(void)
 {
 	RUN(test_read_header);
@@ -1099,6 +1143,7 @@ int main(void)
 	RUN(test_write_sequence);
 	RUN(test_writer_overflow);
 	RUN(test_quote_literal);
+	RUN(test_write_result_set);
 	RUN(test_fuzz);
 	parse_heap_release();
 	return UNIT_DONE();
