@@ -28,7 +28,7 @@ struct client {
 	usec_t connect_wall;            /* wall clock, for SHOW */
 	usec_t state_since;             /* monotonic time it entered its state */
 	usec_t request_time;            /* last time it sent something */
-	char addr[64];
+	char addr[48];                  /* INET6_ADDRSTRLEN fits */
 	int port;
 	bool is_unix;
 	bool closing;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
 
 #include "iobuf.h"
 #include "util.h"
@@ -44,7 +45,13 @@ struct conn {
 	bool eof;
 	bool connecting;          /* wev waits for connect() to finish */
 	uint64_t bytes_in, bytes_out;
-	struct sockaddr_storage addr;
+	/* Peer address of a TCP connection (AF_UNSPEC for unix sockets): sized
+	 * for IPv6, not sockaddr_storage, to keep idle clients small. */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} addr;
 	socklen_t addrlen;
 };
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PARAMS_MAX 24
+#define PARAMS_MAX 16
 
 struct param_set {
 	char *values[PARAMS_MAX];   /* NULL: not known / not set */

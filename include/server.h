@@ -48,6 +48,8 @@ struct server {
 	bool close_needed;
 	char addr[64];
 	int port;
+	struct sockaddr_storage connect_addr;   /* where it connected (also for cancel requests) */
+	socklen_t connect_addrlen;
 };
 
 /* Opens a new server connection for the pool. False if it could not start. */

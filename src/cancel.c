@@ -104,12 +104,12 @@ void cancel_request(uint32_t pid, uint32_t key)
 		return;
 	}
 	struct server *s = c->server;
-	int fd = socket(s->conn.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(s->connect_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_warning("could not open a socket for a cancel request: %s", strerror(errno));
 		return;
 	}
-	if (connect(fd, (struct sockaddr *)&s->conn.addr, s->conn.addrlen) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&s->connect_addr, s->connect_addrlen) < 0 && errno != EINPROGRESS) {
 		log_warning("could not connect to send cancel request: %s", strerror(errno));
 		close(fd);
 		return;

@@ -254,15 +254,15 @@ enum conn_io conn_forward(struct conn *src, struct conn *dst)
 void conn_peer_name(const struct conn *c, char *buf, size_t len, int *port)
 {
 	*port = 0;
-	switch (c->addr.ss_family) {
+	switch (c->addr.sa.sa_family) {
 	case AF_INET: {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)&c->addr;
+		const struct sockaddr_in *a = &c->addr.in4;
 		inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)len);
 		*port = ntohs(a->sin_port);
 		return;
 	}
 	case AF_INET6: {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->addr;
+		const struct sockaddr_in6 *a = &c->addr.in6;
 		inet_ntop(AF_INET6, &a->sin6_addr, buf, (socklen_t)len);
 		*port = ntohs(a->sin6_port);
 		return;

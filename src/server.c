@@ -184,8 +184,12 @@ bool server_launch(struct pool *p)
 		return false;
 	}
 	conn_init(&s->conn, fd, &server_ops);
-	memcpy(&s->conn.addr, &ss, len);
-	s->conn.addrlen = len;
+	memcpy(&s->connect_addr, &ss, len);
+	s->connect_addrlen = len;
+	if (len <= sizeof(s->conn.addr)) {
+		memcpy(&s->conn.addr, &ss, len);
+		s->conn.addrlen = len;
+	}
 	server_change_state(s, SV_CONNECTING);
 	conn_wait_connect(&s->conn);
 	server_log(LOG_LVL_DEBUG, s, "connecting");
