@@ -7,6 +7,11 @@
 
 #include <stdint.h>
 
+/* Buffers kept for reuse at most (2 MB at the default size): enough for the
+ * connections active at once; a login storm's buffers are freed, not kept,
+ * so idle clients cost no buffer memory. */
+#define IOBUF_CACHE_MAX 512
+
 struct iobuf {
 	uint32_t start;          /* first byte not yet consumed */
 	uint32_t end;            /* one past the last byte */

@@ -7,11 +7,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PARAMS_MAX 16
 
 struct param_set {
-	char *values[PARAMS_MAX];   /* NULL: not known / not set */
+	const char *values[PARAMS_MAX];   /* NULL: not known / not set */
+	uint32_t owned;                   /* bit i: values[i] is our own copy */
 };
 
 /* Sets the tracked names: the five defaults plus a comma list. Extra names
@@ -24,6 +26,9 @@ int params_index(const char *name);
 
 /* Stores a copy of value (NULL clears). */
 void param_set_put(struct param_set *ps, size_t i, const char *value);
+/* Stores value without copying: it must outlive the set (a pool's login
+ * parameters do). Saves an allocation per idle client. */
+void param_set_borrow(struct param_set *ps, size_t i, const char *value);
 void param_set_clear(struct param_set *ps);
 /* True if a has a value for i that b lacks or differs from. */
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i);

@@ -6,7 +6,6 @@
 
 #include "util.h"
 
-#define IOBUF_CACHE_MAX 4096
 
 static uint32_t default_size = 4096;
 static struct iobuf *free_list;

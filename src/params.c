@@ -64,20 +64,35 @@ int params_index(const char *name)
 	return -1;
 }
 
+static void param_drop(struct param_set *ps, size_t i)
+{
+	if (ps->owned & (1u << i))
+		free((char *)ps->values[i]);
+	ps->owned &= ~(1u << i);
+	ps->values[i] = NULL;
+}
+
 void param_set_put(struct param_set *ps, size_t i, const char *value)
 {
 	if (ps->values[i] && value && strcmp(ps->values[i], value) == 0)
 		return;
-	free(ps->values[i]);
-	ps->values[i] = value ? xstrdup(value) : NULL;
+	param_drop(ps, i);
+	if (value) {
+		ps->values[i] = xstrdup(value);
+		ps->owned |= 1u << i;
+	}
+}
+
+void param_set_borrow(struct param_set *ps, size_t i, const char *value)
+{
+	param_drop(ps, i);
+	ps->values[i] = value;
 }
 
 void param_set_clear(struct param_set *ps)
 {
-	for (size_t i = 0; i < PARAMS_MAX; i++) {
-		free(ps->values[i]);
-		ps->values[i] = NULL;
-	}
+	for (size_t i = 0; i < PARAMS_MAX; i++)
+		param_drop(ps, i);
 }
 
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i)

@@ -139,7 +139,7 @@ static void test_default_size(void)
 static void test_cache_limit(void)
 {
 	/* small buffers so holding thousands is cheap */
-	enum { N = 4100 };
+	enum { N = IOBUF_CACHE_MAX + 4 };
 	static struct iobuf *bufs[N];
 
 	iobuf_set_default_size(16);
@@ -149,7 +149,7 @@ static void test_cache_limit(void)
 	for (int i = 0; i < N; i++)
 		iobuf_put(bufs[i]);
 	CHECK_INT(iobuf_used_count(), 0);
-	CHECK_INT(iobuf_cached_count(), 4096);
+	CHECK_INT(iobuf_cached_count(), IOBUF_CACHE_MAX);
 	iobuf_free_cache();
 	CHECK_INT(iobuf_cached_count(), 0);
 	iobuf_set_default_size(4096);
