@@ -12,6 +12,10 @@ bool listen_start(const struct config *cfg);
 void listen_stop(void);
 /* Pauses or resumes accepting without closing sockets. */
 void listen_pause(bool pause);
+/* Resolves a listen address ("*" = every address) for binding; the caller
+ * frees *res with freeaddrinfo. Logs and returns false on failure. */
+struct addrinfo;
+bool listen_resolve(const char *what, const char *host, int port, struct addrinfo **res);
 /* Applies socket options to an accepted or outgoing TCP socket. */
 void listen_tune_socket(int fd, const struct config *cfg);
 

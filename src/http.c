@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -199,16 +200,9 @@ static int http_socket(const struct addrinfo *ai)
 /* Opens every address of addr:port into b. False (b empty) if none. */
 static bool binding_open(struct http_binding *b, const char *addr, int port)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res;
-	char portstr[16];
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	int rc = getaddrinfo(strcmp(addr, "*") == 0 ? NULL : addr, portstr, &hints, &res);
-	if (rc != 0) {
-		log_error("metrics endpoint: cannot resolve metrics_listen_addr \"%s\": %s", addr, gai_strerror(rc));
+	if (!listen_resolve("metrics_listen_addr", addr, port, &res))
 		return false;
-	}
 	b->n = 0;
 	for (struct addrinfo *ai = res; ai && b->n < HTTP_MAX_SOCKETS; ai = ai->ai_next) {
 		int fd = http_socket(ai);

@@ -84,18 +84,25 @@ static bool add_listener(int fd, bool is_unix)
 	return true;
 }
 
-static bool listen_tcp(const char *host, int port, const struct config *cfg)
+bool listen_resolve(const char *what, const char *host, int port, struct addrinfo **res)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res, *ai;
 	char portstr[16];
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
+	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, res);
 	if (rc != 0) {
-		log_error("cannot resolve listen_addr \"%s\": %s", host, gai_strerror(rc));
+		log_error("cannot resolve %s \"%s\": %s", what, host, gai_strerror(rc));
 		return false;
 	}
+	return true;
+}
+
+static bool listen_tcp(const char *host, int port, const struct config *cfg)
+{
+	struct addrinfo *res, *ai;
+	if (!listen_resolve("listen_addr", host, port, &res))
+		return false;
 	bool any = false;
 	for (ai = res; ai; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

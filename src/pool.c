@@ -328,13 +328,20 @@ void pool_server_gone(struct pool *p)
 	pool_schedule(p);
 }
 
-void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n)
+static void welcome_clear(struct pool *p)
 {
 	for (size_t i = 0; i < p->n_welcome; i++) {
 		free(p->welcome[i].name);
 		free(p->welcome[i].value);
 	}
 	free(p->welcome);
+	p->welcome = NULL;
+	p->n_welcome = 0;
+}
+
+void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n)
+{
+	welcome_clear(p);
 	p->welcome = xcalloc(n ? n : 1, sizeof(*p->welcome));
 	for (size_t i = 0; i < n; i++) {
 		p->welcome[i].name = xstrdup(params[i].name);
@@ -506,11 +513,7 @@ void pool_set_server_gone_hook(void (*fn)(void))
 
 static void pool_free(struct pool *p)
 {
-	for (size_t i = 0; i < p->n_welcome; i++) {
-		free(p->welcome[i].name);
-		free(p->welcome[i].value);
-	}
-	free(p->welcome);
+	welcome_clear(p);
 	free(p->db_name);
 	free(p->user_name);
 	free(p->server_host);
