@@ -22,7 +22,8 @@ PYTHON=/usr/bin/python3   # Debian's python, with python3-pytest and python3-psy
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
           libc-ares-dev libpq-dev postgresql postgresql-contrib postgresql-client
-          python3-pytest python3-psycopg valgrind)
+          python3-pytest python3-psycopg python3-asyncpg libpostgresql-jdbc-java
+          openjdk-17-jdk-headless valgrind)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

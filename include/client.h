@@ -33,6 +33,9 @@ struct client {
 	bool is_unix;
 	bool closing;
 	bool terminate_seen;            /* Terminate received: close when flushed */
+	bool ps_track;                  /* named prepared statements are rewritten */
+	bool ps_hold;                   /* scanning waits for the server to answer everything */
+	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
 	/* authentication */
 	int auth_phase;
 	uint8_t md5_salt[4];

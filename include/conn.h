@@ -80,6 +80,13 @@ void conn_consume(struct conn *c, uint32_t n);
 
 /* Queues pooler-made bytes and tries to write them at once. */
 enum conn_io conn_send(struct conn *c, const void *p, size_t n);
+/* Queues pooler-made bytes without writing (they go out before the next
+ * forwarded bytes). */
+void conn_queue(struct conn *c, const void *p, size_t n);
+/* Moves src's forwardable bytes in[start, fwd) to the end of dst's queue, so
+ * that bytes queued next follow them (used to rewrite a message in place
+ * in the stream). */
+void conn_splice(struct conn *src, struct conn *dst);
 /* Writes queued output. */
 enum conn_io conn_flush(struct conn *c);
 /* Writes src->in[start, fwd) to dst (after dst's own queued output). */

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "pstmt.h"
 #include "stats.h"
 
 struct client;
@@ -79,6 +80,9 @@ struct pool {
 	 * that the pool would log in with (server_password). */
 	bool have_scram_keys;
 	uint8_t scram_client_key[32], scram_server_key[32];
+
+	/* protocol-level prepared statements interned for this pool */
+	struct pstmt_registry prepared;
 
 	struct stats_counters stats;
 	/* For the admin console's averages: copies of the counters taken when

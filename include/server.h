@@ -13,6 +13,7 @@
 #include "pool.h"
 
 struct scram_client;
+struct ps_server_state;
 struct server;
 
 typedef void (*server_query_done_fn)(struct server *s, bool ok);
@@ -32,6 +33,8 @@ struct server {
 	bool copy_in;                    /* in COPY FROM STDIN */
 	char tx_status;                  /* last ReadyForQuery status: I, T or E */
 	bool release_after_flush;
+	uint32_t sync_sent, sync_recv;   /* Sync/Query sent, ReadyForQuery seen: numbers the batches */
+	struct ps_server_state *ps;      /* prepared statements on this backend, when any */
 	usec_t query_start;              /* first request since the last ReadyForQuery */
 	usec_t xact_start;               /* first request while the transaction was idle */
 	/* a query the pooler runs itself (reset, check, SET, connect_query) */

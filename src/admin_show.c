@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "params.h"
 #include "pool.h"
+#include "prepared.h"
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
@@ -350,7 +351,7 @@ static void client_row(struct admin_reply *r, const struct client *c, const char
 	admin_row_int(&row, peer_pid(c));
 	admin_row_text(&row, "");
 	admin_row_text(&row, param_value(&c->params, "application_name"));
-	admin_row_int(&row, 0);
+	admin_row_int(&row, ps_client_count(c));
 	admin_row_uint(&row, c->id);
 	if (sockets)
 		conn_positions(&row, &c->conn);
@@ -386,7 +387,7 @@ static void server_row(struct admin_reply *r, const struct server *s, const char
 	admin_row_int(&row, (long long)s->backend_pid);
 	admin_row_text(&row, "");
 	admin_row_text(&row, param_value(&s->params, "application_name"));
-	admin_row_int(&row, 0);
+	admin_row_int(&row, ps_server_count(s));
 	admin_row_uint(&row, s->id);
 	if (sockets)
 		conn_positions(&row, &s->conn);
@@ -1132,14 +1133,46 @@ static void show_version(struct admin_reply *r)
 	admin_reply_row(r, &row);
 }
 
+/* Longest query text SHOW PREPARED_STATEMENTS prints. */
+#define SHOW_QUERY_MAX 1000
+
+struct prepared_walk {
+	struct admin_reply *r;
+	const struct pool *p;
+};
+
+static void prepared_row(const struct pstmt *st, void *arg)
+{
+	struct prepared_walk *w = arg;
+	struct admin_row row;
+	char query[SHOW_QUERY_MAX + 4];
+	strlcpy_safe(query, st->query, SHOW_QUERY_MAX + 1);
+	if (st->query_len > SHOW_QUERY_MAX)
+		strcpy(query + SHOW_QUERY_MAX, "...");
+	admin_row_init(&row);
+	admin_row_text(&row, w->p->db_name);
+	admin_row_text(&row, w->p->user_name);
+	admin_row_text(&row, st->server_name);
+	admin_row_text(&row, query);
+	admin_row_int(&row, st->n_types);
+	admin_row_uint(&row, st->parse_count);
+	admin_row_uint(&row, st->bind_count);
+	admin_row_uint(&row, st->server_prepares);
+	admin_reply_row(w->r, &row);
+}
+
 static void show_prepared_statements(struct admin_reply *r)
 {
 	static const struct admin_col cols[] = {
 		{ "database", ADMIN_TEXT }, { "user", ADMIN_TEXT }, { "name", ADMIN_TEXT },
-		{ "query", ADMIN_TEXT }, { "use_count", ADMIN_INT8 },
+		{ "query", ADMIN_TEXT }, { "params", ADMIN_INT4 }, { "parse_count", ADMIN_INT8 },
+		{ "use_count", ADMIN_INT8 }, { "server_prepares", ADMIN_INT8 },
 	};
-	/* Protocol-level prepared statements are not tracked yet: no rows. */
 	admin_reply_columns(r, COLS(cols));
+	for (struct list_node *n = pool_list()->next; n != pool_list(); n = n->next) {
+		struct prepared_walk w = { r, pool_at(n) };
+		pstmt_registry_walk(&w.p->prepared, prepared_row, &w);
+	}
 }
 
 static const char admin_help[] =

@@ -20,6 +20,7 @@
 #include "login.h"
 #include "log.h"
 #include "loop.h"
+#include "prepared.h"
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
@@ -133,6 +134,7 @@ void client_close(struct client *c, const char *reason)
 		server_release(s, true);
 	}
 	cancel_unregister(c);
+	ps_client_free(c);   /* now: the pool's registry may go before the deferred free */
 	conn_close(&c->conn);
 	loop_defer(client_free, c);
 }
@@ -220,6 +222,7 @@ void client_finish_login(struct client *c)
 		return;
 	}
 	client_change_state(c, CL_IDLE);
+	c->ps_track = config_current()->max_prepared_statements > 0;
 	if (conn_send(&c->conn, w.buf, w.len) == CONN_IO_ERROR) {
 		client_close(c, "could not send login response");
 		return;
@@ -267,6 +270,15 @@ static void client_idle_input(struct client *c)
 		admin_input(c);
 		return;
 	}
+	if (c->ps_track && ps_idle_message(c, &h)) {
+		/* answered without a server (DEALLOCATE): go on with the rest */
+		if (conn_flush(&c->conn) == CONN_IO_ERROR) {
+			client_close(c, "write to client failed");
+			return;
+		}
+		client_idle_input(c);
+		return;
+	}
 	if (c->pool->stale || c->terminate_seen) {
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
@@ -286,17 +298,20 @@ static void client_note_message(struct server *s, uint8_t type)
 			s->xact_start = s->query_start;
 	}
 	if (type == PQ_MSG_PARSE)
-		st->client_parse_count++, st->server_parse_count++;
+		st->client_parse_count++;
 	else if (type == PQ_MSG_BIND)
 		st->bind_count++;
 	switch (type) {
 	case PQ_MSG_QUERY:
 	case PQ_MSG_FUNCTION_CALL:
 		s->pending_ready++;
+		s->sync_sent++;
 		return;
 	case PQ_MSG_SYNC:
-		if (!s->copy_in)
+		if (!s->copy_in) {
 			s->pending_ready++;
+			s->sync_sent++;
+		}
 		s->unsynced = false;
 		return;
 	case PQ_MSG_PARSE:
@@ -339,6 +354,33 @@ static bool client_scan(struct client *c, struct server *s)
 			c->terminate_seen = true;
 			b->end = cn->fwd;   /* nothing after Terminate matters */
 			break;
+		}
+		if (c->ps_track && ps_client_type(h.type)) {
+			switch (ps_client_message(c, s, &h)) {
+			case PS_PASS:
+				break;
+			case PS_DONE:
+				client_note_message(s, h.type);
+				continue;
+			case PS_ANSWERED:
+				if (conn_flush(cn) == CONN_IO_ERROR) {
+					client_close(c, "write to client failed");
+					return false;
+				}
+				continue;
+			case PS_NEED_MORE:
+				return true;
+			case PS_HOLD:
+				/* resumed by the server once it has answered everything */
+				c->ps_hold = true;
+				conn_set_reading(cn, false);
+				return true;
+			case PS_FAILED:
+				return false;
+			}
+			b = cn->in;
+		} else if (h.type == PQ_MSG_PARSE) {
+			s->pool->stats.server_parse_count++;
 		}
 		client_note_message(s, h.type);
 		uint32_t total = h.len + 1;
@@ -408,6 +450,7 @@ void client_link(struct client *c, struct server *s)
 void client_unlink(struct client *c)
 {
 	c->server = NULL;
+	c->ps_hold = false;
 	client_change_state(c, CL_IDLE);
 	if (config_current() && c->pool && c->terminate_seen) {
 		client_close(c, "client sent Terminate");

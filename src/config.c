@@ -169,7 +169,7 @@ static const struct key_def main_keys[] = {
 		"most server connections per database (0: no limit)"),
 	KEY(max_packet_size, KT_INT64, "2147483647", 1, 4294967295LL, RL, IM,
 	    "largest protocol message accepted, in bytes"),
-	K_COUNT(max_prepared_statements, "200", RL, NI,
+	K_COUNT(max_prepared_statements, "200", RL, IM,
 		"prepared statements kept on one server connection"),
 	K_COUNT(max_user_client_connections, "0", RL, NI,
 		"most client connections per user (0: no limit)"),

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -212,7 +213,7 @@ enum conn_io conn_flush(struct conn *c)
 	return CONN_IO_BLOCKED;
 }
 
-enum conn_io conn_send(struct conn *c, const void *p, size_t n)
+void conn_queue(struct conn *c, const void *p, size_t n)
 {
 	if (!c->out)
 		c->out = iobuf_get();
@@ -221,18 +222,74 @@ enum conn_io conn_send(struct conn *c, const void *p, size_t n)
 		iobuf_compact(c->out);
 	memcpy(c->out->data + c->out->end, p, n);
 	c->out->end += (uint32_t)n;
+}
+
+enum conn_io conn_send(struct conn *c, const void *p, size_t n)
+{
+	conn_queue(c, p, n);
 	return conn_flush(c);
+}
+
+void conn_splice(struct conn *src, struct conn *dst)
+{
+	struct iobuf *b = src->in;
+	if (!b || src->fwd == b->start)
+		return;
+	conn_queue(dst, b->data + b->start, src->fwd - b->start);
+	b->start = src->fwd;
+}
+
+/* dst's own output and src's forwardable bytes in one writev: returns bytes
+ * written, 0 on EAGAIN, -1 on error. */
+static ssize_t writev_some(struct conn *dst, struct iobuf *out, const uint8_t *p, size_t n)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = out->data + out->start, .iov_len = iobuf_len(out) },
+		{ .iov_base = (void *)p, .iov_len = n },
+	};
+	for (;;) {
+		ssize_t w = writev(dst->fd, iov, 2);
+		if (w >= 0) {
+			dst->bytes_out += (uint64_t)w;
+			return w;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return -1;
+	}
 }
 
 enum conn_io conn_forward(struct conn *src, struct conn *dst)
 {
-	enum conn_io r = conn_flush(dst);
-	if (r == CONN_IO_DONE && src->in && src->fwd > src->in->start) {
-		ssize_t w = write_some(dst, src->in->data + src->in->start, src->fwd - src->in->start);
+	enum conn_io r;
+	bool have_in = src->in && src->fwd > src->in->start;
+	struct iobuf *out = dst->out;
+	if (have_in && out && iobuf_len(out) && dst->fd >= 0) {
+		/* Pooler-made bytes first, then the forwarded ones, one syscall. */
+		size_t olen = iobuf_len(out);
+		ssize_t w = writev_some(dst, out, src->in->data + src->in->start, src->fwd - src->in->start);
 		if (w < 0)
 			return CONN_IO_ERROR;
-		src->in->start += (uint32_t)w;
-		r = src->fwd > src->in->start ? CONN_IO_BLOCKED : CONN_IO_DONE;
+		if ((size_t)w >= olen) {
+			iobuf_put(out);
+			dst->out = NULL;
+			src->in->start += (uint32_t)((size_t)w - olen);
+			r = src->fwd > src->in->start ? CONN_IO_BLOCKED : CONN_IO_DONE;
+		} else {
+			out->start += (uint32_t)w;
+			r = CONN_IO_BLOCKED;
+		}
+	} else {
+		r = conn_flush(dst);
+		if (r == CONN_IO_DONE && have_in) {
+			ssize_t w = write_some(dst, src->in->data + src->in->start, src->fwd - src->in->start);
+			if (w < 0)
+				return CONN_IO_ERROR;
+			src->in->start += (uint32_t)w;
+			r = src->fwd > src->in->start ? CONN_IO_BLOCKED : CONN_IO_DONE;
+		}
 	}
 	if (r == CONN_IO_ERROR)
 		return r;
@@ -246,7 +303,7 @@ enum conn_io conn_forward(struct conn *src, struct conn *dst)
 	if (dst->blocked_src == src)
 		dst->blocked_src = NULL;
 	src->blocked = false;
-	if (src->in->start == src->in->end && src->remain == 0)
+	if (src->in && src->in->start == src->in->end && src->remain == 0)
 		conn_release_empty(src);
 	return CONN_IO_DONE;
 }

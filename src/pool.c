@@ -514,6 +514,7 @@ void pool_set_server_gone_hook(void (*fn)(void))
 static void pool_free(struct pool *p)
 {
 	welcome_clear(p);
+	pstmt_registry_free(&p->prepared);
 	free(p->db_name);
 	free(p->user_name);
 	free(p->server_host);

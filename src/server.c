@@ -25,6 +25,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "prepared.h"
 #include "proto.h"
 #include "reload.h"
 #include "server_login.h"
@@ -242,6 +243,7 @@ void server_close(struct server *s, const char *reason)
 	}
 	struct pool *p = s->pool;
 	server_change_state(s, SV_CLOSED);
+	ps_server_free(s);
 	conn_close(&s->conn);
 	loop_defer(server_free, s);
 	if (c)
@@ -414,6 +416,7 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 		s->xact_start = 0;
 	}
 	s->tx_status = (char)body[0];
+	s->sync_recv++;
 	if (s->pending_ready)
 		s->pending_ready--;
 	if (s->pool->mode == POOL_MODE_STATEMENT && s->tx_status != 'I' && !s->pending_ready) {
@@ -451,7 +454,9 @@ static bool server_scan(struct server *s)
 			return false;
 		}
 		uint32_t total = h.len + 1;
-		bool hold = h.type == PQ_MSG_READY || h.type == PQ_MSG_PARAMETER_STATUS;
+		bool watched = ps_queue_busy(s->ps) && (h.type == PQ_MSG_PARSE_COMPLETE ||
+							h.type == '3' || h.type == PQ_MSG_ERROR);
+		bool hold = h.type == PQ_MSG_READY || h.type == PQ_MSG_PARAMETER_STATUS || watched;
 		if (hold && total > avail) {
 			if (total > SERVER_MAX_HELD_MSG) {
 				server_close(s, "oversized message from server");
@@ -460,6 +465,13 @@ static bool server_scan(struct server *s)
 			conn_reserve(cn, (cn->fwd - cn->in->start) + total);
 			b = cn->in;
 			break;
+		}
+		if (watched) {
+			enum ps_verdict v = ps_server_message(s, &h);
+			if (v == PS_FAILED)
+				return false;
+			if (v == PS_DONE)
+				continue;
 		}
 		const uint8_t *body = b->data + cn->fwd + PROTO_HEADER_LEN;
 		switch (h.type) {
@@ -535,6 +547,13 @@ static void server_forward(struct server *s)
 	}
 	if (s->release_after_flush) {
 		server_finish_transaction(s);
+		return;
+	}
+	if (c->ps_hold && !c->conn.blocked && ps_server_quiet(s)) {
+		/* the client's DEALLOCATE or statement use waited for this */
+		c->ps_hold = false;
+		conn_set_reading(&c->conn, true);
+		client_process(c);
 		return;
 	}
 	if (s->conn.in && s->conn.in->start > 0 && s->conn.in->start == s->conn.fwd)
@@ -665,6 +684,10 @@ void server_release(struct server *s, bool client_left)
 	}
 	if (p->mode == POOL_MODE_SESSION || cfg->server_reset_query_always) {
 		if (cfg->server_reset_query[0]) {
+			/* DISCARD ALL / DEALLOCATE ALL drop the backend's statements */
+			if (strcasestr(cfg->server_reset_query, "discard all") ||
+			    strcasestr(cfg->server_reset_query, "deallocate all"))
+				ps_server_forget_all(s);
 			server_change_state(s, SV_TESTED);
 			server_run_internal(s, cfg->server_reset_query, false, reset_done);
 			return;

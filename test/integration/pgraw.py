@@ -101,6 +101,48 @@ def md5_password(user, password, salt):
     return "md5" + hashlib.md5(inner.encode() + salt).hexdigest()
 
 
+# ------------------------------------------------------- extended protocol
+
+def parse_message(name, sql, types=()):
+    body = name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!h", len(types))
+    body += b"".join(struct.pack("!I", t) for t in types)
+    return message("P", body)
+
+
+def bind_message(stmt, params=(), portal=""):
+    """Bind with text parameters (None is NULL) and text results."""
+    body = portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!h", 0)
+    body += struct.pack("!h", len(params))
+    for p in params:
+        if p is None:
+            body += struct.pack("!i", -1)
+        else:
+            v = str(p).encode()
+            body += struct.pack("!i", len(v)) + v
+    body += struct.pack("!h", 0)
+    return message("B", body)
+
+
+def describe_message(kind, name):
+    return message("D", kind.encode() + name.encode() + b"\0")
+
+
+def execute_message(portal="", max_rows=0):
+    return message("E", portal.encode() + b"\0" + struct.pack("!i", max_rows))
+
+
+def close_message(kind, name):
+    return message("C", kind.encode() + name.encode() + b"\0")
+
+
+def sync_message():
+    return message("S")
+
+
+def flush_message():
+    return message("H")
+
+
 # ----------------------------------------------------------------- parsers
 
 def parse_error(body):
@@ -253,6 +295,18 @@ class RawConn:
                 err = parse_error(body)
             elif typ == "Z":
                 return rows, err, chr(body[0])
+
+    def read_until_ready(self):
+        """Messages up to and including ReadyForQuery, as (type, body) pairs,
+        without ParameterStatus/Notice noise."""
+        out = []
+        while True:
+            typ, body = self.read_message()
+            if typ in ("S", "N"):
+                continue
+            out.append((typ, body))
+            if typ == "Z":
+                return out
 
     def expect_error(self):
         """Read until an ErrorResponse and return its fields. Other messages

@@ -84,7 +84,8 @@ EXPECTED = {
     "VERSION": [("version", T)],
     "STATE": [("key", T), ("value", T)],
     "PREPARED_STATEMENTS": [("database", T), ("user", T), ("name", T), ("query", T),
-                            ("use_count", I8)],
+                            ("params", I4), ("parse_count", I8), ("use_count", I8),
+                            ("server_prepares", I8)],
 }
 
 

@@ -1,0 +1,82 @@
+/* prepared: protocol-level prepared statements that survive transaction
+ * pooling. On the way to the server, Parse/Bind/Describe/Close naming a
+ * statement are rewritten to the pool's server-side name, and a Parse is
+ * inserted before a message whose statement the backend has not prepared.
+ * On the way back, the replies to what the pooler inserted are removed,
+ * so the client sees exactly the stream PostgreSQL would have sent it.
+ *
+ * Every Parse and Close sent to a backend is recorded in order in the
+ * server's request queue with what to do with its one reply (ParseComplete,
+ * CloseComplete, or the ErrorResponse that aborts the rest of its Sync
+ * batch). An error undoes, newest first, the bookkeeping of the requests
+ * the backend skipped, so the tables always describe what the backend
+ * really did. Details and limits: doc/prepared.md. */
+#ifndef TIDEPOOL_PREPARED_H
+#define TIDEPOOL_PREPARED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct client;
+struct server;
+struct proto_header;
+struct pstmt;
+struct pstmt_server_cache;
+
+enum ps_verdict {
+	PS_PASS,       /* forward the message unchanged */
+	PS_DONE,       /* rewritten into the peer's queue (or removed); forwarding state advanced */
+	PS_ANSWERED,   /* answered by the pooler itself; nothing went to the server */
+	PS_NEED_MORE,  /* the message is not whole in the buffer yet */
+	PS_HOLD,       /* wait until the server has answered everything before it */
+	PS_FAILED,     /* a connection was closed */
+};
+
+/* Client message types the tracking looks at. */
+static inline bool ps_client_type(uint8_t type)
+{
+	return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
+}
+
+/* A message from a client linked to s, at the client's forwarding position. */
+enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h);
+/* A message from an idle client (no server): true if the pooler answered
+ * it (DEALLOCATE), so no server is needed. */
+bool ps_idle_message(struct client *c, const struct proto_header *h);
+
+/* One Parse or Close sent to a backend, waiting for its reply. */
+struct ps_request {
+	uint8_t kind;                 /* enum ps_request_kind (prepared.c) */
+	uint32_t batch;               /* the server's sync_sent when it was sent */
+	struct pstmt *st;             /* holds a reference, or NULL */
+	char *client_name;            /* the client's statement name, for undo */
+	char *error;                  /* a pooler error: SQLSTATE, NUL, message */
+};
+
+/* A backend's prepared statements and its queue of unanswered requests. */
+struct ps_server_state {
+	struct pstmt_server_cache *cache;
+	struct ps_request *queue;     /* ring */
+	uint32_t head, count, cap;
+};
+
+static inline bool ps_queue_busy(const struct ps_server_state *ps)
+{
+	return ps && ps->count > 0;
+}
+
+/* A whole ParseComplete, CloseComplete or ErrorResponse at the server's
+ * forwarding position while requests are queued. */
+enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h);
+/* Nothing sent to s is still unanswered. */
+bool ps_server_quiet(const struct server *s);
+/* The backend dropped every prepared statement (DISCARD ALL, DEALLOCATE ALL). */
+void ps_server_forget_all(struct server *s);
+/* Prepared statements on s and names held by c, for SHOW SERVERS/CLIENTS. */
+uint32_t ps_server_count(const struct server *s);
+uint32_t ps_client_count(const struct client *c);
+/* Release everything the connection holds (at close). */
+void ps_server_free(struct server *s);
+void ps_client_free(struct client *c);
+
+#endif
