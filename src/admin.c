@@ -773,88 +773,31 @@ static enum exec_result cmd_shutdown(struct admin_session *s, const char *arg)
 
 /* -------------------------------------------------------------------- SET */
 
-/* Loads the configuration file with one key overridden, through the
- * regular parser: an including file "%include <conffile>" followed by the
- * key. NULL (and *why, malloc'd) when the result does not load. */
-static struct config *load_with_key(const char *key, const char *value, char **why)
-{
-	const struct config *cur = config_current();
-	char *real = realpath(cur->conffile, NULL);
-	const char *tmp = getenv("TMPDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tidepool-set-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = real ? mkstemp(path) : -1;
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		*why = xasprintf("cannot prepare the new configuration: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd), unlink(path);
-		free(real);
-		return NULL;
-	}
-	fprintf(f, "%%include %s\n[tidepool]\nconffile = %s\n%s = %s\n", real, cur->conffile, key, value);
-	fclose(f);
-	free(real);
-	struct config_errors errs = { 0 };
-	struct config *cfg = config_load(path, &errs, reload_warn);
-	unlink(path);
-	if (!cfg) {
-		/* "path:4: invalid value ..." -> "invalid value ..." */
-		const char *m = errs.n ? errs.msgs[0] : "unknown error";
-		size_t plen = strlen(path);
-		if (strncmp(m, path, plen) == 0 && strchr(m + plen, ' '))
-			m = strchr(m + plen, ' ') + 1;
-		*why = xstrdup(m);
-	}
-	config_errors_free(&errs);
-	return cfg;
-}
-
-/* Swaps in cfg as a reload does (restart-only settings keep their values). */
-static void install_config(struct config *cfg)
-{
-	struct config *old = (struct config *)config_current();
-	cfg->listen_port = old->listen_port;
-	cfg->pkt_buf = old->pkt_buf;
-	reload_install(cfg);
-	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
-	pool_apply_config(cfg);
-	config_free(old);
-}
-
-static bool find_key(const char *name, size_t *index)
-{
-	for (size_t i = 0; i < config_key_count(); i++) {
-		if (strcasecmp(config_key_at(i)->name, name) == 0) {
-			*index = i;
-			return true;
-		}
-	}
-	return false;
-}
-
+/* SET key = value: a copy of the current snapshot with the key changed
+ * (parsed and checked by the key table) replaces it, as a reload would. A
+ * refused value changes nothing. RELOAD re-reads the file, so values set
+ * here last until the next reload (as in PgBouncer). */
 static enum exec_result admin_set(struct admin_session *s, const char *key, const char *value)
 {
-	size_t i;
-	if (!find_key(key, &i)) {
+	struct config *cfg = NULL;
+	char *why = NULL;
+	switch (config_set_key(config_current(), key, value, &cfg, &why)) {
+	case CONFIG_SET_OK:
+		break;
+	case CONFIG_SET_UNKNOWN:
 		admin_reply_error(&s->reply, "42704", "unknown configuration key: %s", key);
 		return EXEC_FAILED;
-	}
-	const struct config_key_info *k = config_key_at(i);
-	if (!k->reloadable) {
-		admin_reply_error(&s->reply, "55P02", "%s cannot be changed while tidepool runs (it needs a restart)", k->name);
+	case CONFIG_SET_NOT_CHANGEABLE:
+		admin_reply_error(&s->reply, "55P02", "%s cannot be changed while tidepool runs (it needs a restart)", key);
 		return EXEC_FAILED;
-	}
-	char *why = NULL;
-	struct config *cfg = strpbrk(value, "\r\n") ? NULL : load_with_key(k->name, value, &why);
-	if (!cfg) {
-		admin_reply_error(&s->reply, "22023", "cannot set %s to \"%s\": %s", k->name, value,
-				  why ? why : "a value must be one line");
+	case CONFIG_SET_INVALID:
+		admin_reply_error(&s->reply, "22023", "cannot set %s to \"%s\": %s", key, value,
+				  why ? why : "invalid value");
 		free(why);
 		return EXEC_FAILED;
 	}
-	install_config(cfg);
-	log_info("admin: SET %s = %s", k->name, value);
+	lifecycle_install(cfg);
+	log_info("admin: SET %s = %s", key, value);
 	admin_reply_complete(&s->reply, "SET");
 	return EXEC_DONE;
 }

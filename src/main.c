@@ -78,6 +78,12 @@ bool lifecycle_reload(char **errors)
 	return last_reload_ok;
 }
 
+void lifecycle_install(struct config *cfg)
+{
+	reload_swap(cfg);
+	http_apply_config(config_current());
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,

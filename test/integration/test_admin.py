@@ -625,6 +625,27 @@ def test_set_default_pool_size_takes_effect(tidepool, pg, role):
         # a string key, quoted
         adm.execute("SET server_reset_query TO 'DISCARD ALL'")
         assert config_value(adm, "server_reset_query") == "DISCARD ALL"
+        # RELOAD re-reads the file: values made by SET give way to it
+        assert adm.execute("RELOAD").statusmessage == "RELOAD"
+        assert config_value(adm, "default_pool_size") == "20"
+
+
+def test_set_validates_like_the_file(tidepool):
+    tp = admin_tp(tidepool)
+    with console(tp) as adm:
+        before = {r["key"]: r["value"] for r in rows(adm, "CONFIG")}
+        err = expect_sqlstate("22023", adm.execute, "SET pool_mode = sometimes")
+        assert "pool_mode" in str(err) and "expected one of" in str(err)
+        expect_sqlstate("22023", adm.execute, "SET query_timeout = soon")
+        expect_sqlstate("22023", adm.execute, "SET auth_type = hba")   # needs auth_hba_file
+        expect_sqlstate("22023", adm.execute, "SET auth_file = '/nonexistent/users.txt'")
+        assert {r["key"]: r["value"] for r in rows(adm, "CONFIG")} == before
+        assert adm.execute("SET query_timeout = 2.5").statusmessage == "SET"
+        assert config_value(adm, "query_timeout") == "2.5"
+        assert adm.execute("set log_connections to 0").statusmessage == "SET"
+        assert config_value(adm, "log_connections") == "0"
+        with tp.connect() as c:
+            assert c.execute("select 1").fetchone()[0] == 1
 
 
 def test_reconnect_makes_new_backends(tidepool):
