@@ -131,7 +131,8 @@ bool pool_any_paused(void);               /* the global flag or any database's *
 /* DISABLE: logins to db are refused. */
 void pool_set_disabled(const char *db, bool on);
 bool pool_db_disabled(const char *db);
-/* SUSPEND: no pool hands out servers; nothing is closed. */
+/* SUSPEND: no pool hands out servers, and sockets stop reading once they
+ * have input (conn_suspend); nothing is closed. */
 void pool_set_suspended(bool on);
 bool pool_suspended(void);
 /* Closes the idle servers of one pool. */

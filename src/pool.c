@@ -493,6 +493,7 @@ void pool_set_disabled(const char *db, bool on)
 void pool_set_suspended(bool on)
 {
 	suspended = on;
+	conn_suspend(on);
 	if (on)
 		return;
 	struct list_node *n;

@@ -790,7 +790,8 @@ static void test_key_table(void)
 		" client_idle_timeout query_timeout query_wait_timeout idle_transaction_timeout"
 		" cancel_wait_timeout pkt_buf max_packet_size conffile max_client_prepared_statements"
 		" metrics_listen_addr metrics_port shutdown_delay shutdown_timeout shutdown_mode"
-		" readyz_checks_backend server_fast_close stats_period ";
+		" readyz_checks_backend server_fast_close stats_period "
+		" suspend_timeout ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
