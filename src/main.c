@@ -430,7 +430,7 @@ int main(int argc, char **argv)
 		return 1;
 	(void)http_start(cfg);
 	signals_start();
-	if (!dns_init(kick_all_pools))
+	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_start(shutdown_progress);
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());

@@ -791,7 +791,7 @@ static void test_key_table(void)
 		" cancel_wait_timeout pkt_buf max_packet_size conffile max_client_prepared_statements"
 		" metrics_listen_addr metrics_port shutdown_delay shutdown_timeout shutdown_mode"
 		" readyz_checks_backend server_fast_close stats_period "
-		" suspend_timeout ";
+		" suspend_timeout dns_max_ttl dns_nxdomain_ttl dns_zone_check_period resolv_conf ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
