@@ -433,6 +433,7 @@ int main(int argc, char **argv)
 	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_start(shutdown_progress);
+	listen_resolve_numeric_only();
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
 	loop_run();
 	log_info("tidepool stopped");
