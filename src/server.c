@@ -237,8 +237,15 @@ static void server_connected(struct conn *conn)
 		err = errno;
 	if (err) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s",
-			 s->host_idx >= 0 ? s->pool->hosts[s->host_idx] : "(unix socket)", s->port, strerror(err));
+		const struct pool *p = s->pool;
+		/* The bound check: a reload may have changed the host list meanwhile. */
+		const char *name = s->host_idx >= 0 && (size_t)s->host_idx < p->n_hosts ? p->hosts[s->host_idx] : NULL;
+		if (name && strcmp(name, s->addr) != 0)
+			snprintf(msg, sizeof(msg), "could not connect to server %s (%s):%d: %s", name, s->addr,
+				 s->port, strerror(err));
+		else
+			snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s", s->addr, s->port,
+				 strerror(err));
 		server_log(LOG_LVL_WARNING, s, "%s", msg);
 		/* Before the close, whose rescheduling then goes to another host of
 		 * a list, or waits out server_login_retry. */
