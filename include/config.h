@@ -220,6 +220,20 @@ typedef void (*config_warn_fn)(const char *file, int line, const char *msg);
  * with every problem appended to errs. */
 struct config *config_load(const char *path, struct config_errors *errs, config_warn_fn warn);
 void config_free(struct config *cfg);
+/* A deep copy of a snapshot (the copy owns all it points to). */
+struct config *config_dup(const struct config *cfg);
+
+enum config_set_result {
+	CONFIG_SET_OK,             /* *out is a new snapshot with the key changed */
+	CONFIG_SET_UNKNOWN,        /* no such main-section key */
+	CONFIG_SET_NOT_CHANGEABLE, /* the key needs a restart */
+	CONFIG_SET_INVALID,        /* *why (malloc'd) says what is wrong with value */
+};
+/* A copy of cur with main-section key set to value, parsed and checked as
+ * the file loader would (relative paths are taken from cur->conffile's
+ * directory). cur is never changed; on any error nothing is made. */
+enum config_set_result config_set_key(const struct config *cur, const char *key, const char *value,
+				      struct config **out, char **why);
 
 /* Lookups in a snapshot. db: exact name, else NULL (callers fall back to "*"
  * themselves with config_find_db_or_fallback). */

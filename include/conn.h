@@ -44,6 +44,8 @@ struct conn {
 	bool blocked;             /* this conn's forward waits on its peer */
 	bool eof;
 	bool connecting;          /* wev waits for connect() to finish */
+	bool never_suspend;       /* keeps reading while suspended (admin console) */
+	bool parked;              /* its read event was taken away by SUSPEND */
 	uint64_t bytes_in, bytes_out;
 	/* Peer address of a TCP connection (AF_UNSPEC for unix sockets): sized
 	 * for IPv6, not sockaddr_storage, to keep idle clients small. */
@@ -93,6 +95,14 @@ enum conn_io conn_flush(struct conn *c);
 enum conn_io conn_forward(struct conn *src, struct conn *dst);
 /* Forgets a pending blocked forward between src and dst (one side closes). */
 void conn_unblock(struct conn *src);
+
+/* SUSPEND: while on, a connection that becomes readable stops reading
+ * (unless never_suspend) until conn_suspend(false); writes go on, so
+ * buffers drain. */
+void conn_suspend(bool on);
+/* True while c has bytes it could not write yet (its own queue, or a peer's
+ * bytes waiting for it). */
+bool conn_has_unsent(const struct conn *c);
 
 /* Formats the peer address as "addr:port" or "unix". */
 void conn_peer_name(const struct conn *c, char *buf, size_t len, int *port);

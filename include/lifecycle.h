@@ -30,5 +30,7 @@ unsigned lifecycle_reload_count(void);
 bool lifecycle_last_reload_ok(void);
 /* Reloads the configuration (SIGHUP / admin RELOAD). */
 bool lifecycle_reload(char **errors);
+/* Installs a snapshot made by admin SET, as a reload would. */
+void lifecycle_install(struct config *cfg);
 
 #endif

@@ -16,6 +16,9 @@ void listen_pause(bool pause);
  * frees *res with freeaddrinfo. Logs and returns false on failure. */
 struct addrinfo;
 bool listen_resolve(const char *what, const char *host, int port, struct addrinfo **res);
+/* From now on listen_resolve takes only IP addresses (and "localhost"): the
+ * event loop runs, and a name lookup would block it. */
+void listen_resolve_numeric_only(void);
 /* Applies socket options to an accepted or outgoing TCP socket. */
 void listen_tune_socket(int fd, const struct config *cfg);
 

@@ -45,8 +45,14 @@ struct pool {
 	char *db_name;                 /* as the client asked */
 	char *user_name;               /* as the client logged in */
 	/* resolved from the current config snapshot (refreshed on reload) */
-	char *server_host;             /* NULL: unix socket dir */
+	char *server_host;             /* NULL: unix socket dir; may be a list "a,b,c" */
 	int server_port;
+	/* server_host split at commas: a new server goes to hosts[pool_pick_host()] */
+	char **hosts;
+	usec_t *host_down_until;       /* refused a connection: skipped until then */
+	size_t n_hosts;
+	size_t host_next;              /* round-robin: the next to try; disable: the one in use */
+	bool host_round_robin;         /* load_balance_hosts */
 	char *server_dbname;
 	char *server_user;
 	char *server_password;         /* plain, md5 or SCRAM secret; NULL for none */
@@ -117,6 +123,21 @@ struct list_node *pool_list(void);
 struct list_node *pool_login_clients(void);
 int *pool_login_client_count(void);
 
+/* Host lists. The index of the host a new server should use (-1: the
+ * default unix socket), by load_balance_hosts, skipping hosts that refused
+ * a connection less than server_login_retry ago. */
+int pool_pick_host(struct pool *p);
+/* A connection to hosts[idx] failed before login (refused, unreachable,
+ * unresolvable). With other hosts still usable the host is skipped for
+ * server_login_retry and true is returned (try again); otherwise the pool
+ * fails as pool_server_login_failed does and false is returned. */
+bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char *msg);
+/* The DNS answer for host changed: servers whose address left it are marked
+ * close_needed (idle ones close now, others when released). */
+void pool_dns_changed(const char *host);
+/* Re-resolves expired names the pool's servers use (janitor). */
+void pool_refresh_dns(struct pool *p);
+
 /* Re-runs the scheduler (after a limit changed or a retry delay passed). */
 void pool_kick(struct pool *p);
 
@@ -135,7 +156,8 @@ bool pool_any_paused(void);               /* the global flag or any database's *
 /* DISABLE: logins to db are refused. */
 void pool_set_disabled(const char *db, bool on);
 bool pool_db_disabled(const char *db);
-/* SUSPEND: no pool hands out servers; nothing is closed. */
+/* SUSPEND: no pool hands out servers, and sockets stop reading once they
+ * have input (conn_suspend); nothing is closed. */
 void pool_set_suspended(bool on);
 bool pool_suspended(void);
 /* Closes the idle servers of one pool. */

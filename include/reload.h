@@ -12,6 +12,9 @@ void reload_install(struct config *cfg);
 /* Re-reads the config file. On failure the old snapshot stays and *errors
  * (malloc'd, may be NULL) says why. */
 bool reload_config(char **errors);
+/* Makes cfg (a complete snapshot: from a reload or admin SET) the current
+ * one and applies it to logging and pools; the old snapshot is freed. */
+void reload_swap(struct config *cfg);
 void reload_free(void);
 /* Logs "not supported yet" warnings (the config_warn_fn for config_load). */
 void reload_warn(const char *file, int line, const char *msg);

@@ -51,6 +51,7 @@ struct server {
 	bool close_needed;
 	char addr[64];
 	int port;
+	int host_idx;                    /* its pool's hosts[] entry; -1: the default unix socket */
 	struct sockaddr_storage connect_addr;   /* where it connected (also for cancel requests) */
 	socklen_t connect_addrlen;
 };

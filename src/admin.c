@@ -44,6 +44,7 @@ enum admin_wait {
 	ADMIN_WAIT_NONE,
 	ADMIN_WAIT_PAUSE,   /* until every server of the paused pools is closed */
 	ADMIN_WAIT_CLOSE,   /* until no server is marked close_needed */
+	ADMIN_WAIT_SUSPEND, /* until every socket's output is written (or suspend_timeout) */
 };
 
 struct admin_session {
@@ -58,6 +59,7 @@ struct admin_session {
 	enum admin_wait wait;
 	char *wait_db;                /* NULL: every database */
 	const char *wait_tag;         /* command tag to send when the wait ends */
+	usec_t wait_deadline;         /* SUSPEND: when suspend_timeout runs out */
 	struct admin_reply reply;
 };
 
@@ -202,6 +204,7 @@ void admin_login(struct client *c)
 		return;
 	}
 	pool_set_server_gone_hook(admin_poke);
+	c->conn.never_suspend = true;   /* RESUME must get through */
 	struct admin_session *s = xcalloc(1, sizeof(*s));
 	s->client = c;
 	s->is_admin = is_admin;
@@ -465,9 +468,49 @@ static bool pool_has_close_needed(const struct pool *p)
 	return false;
 }
 
+/* Calls fn for every client and server connection except console clients
+ * (they keep working while suspended). */
+static void each_data_conn(void (*fn)(struct conn *cn, bool is_client, void *arg), void *arg)
+{
+	for (struct list_node *n = pool_login_clients()->next; n != pool_login_clients(); n = n->next)
+		fn(&list_entry(n, struct client, node)->conn, true, arg);
+	for (struct list_node *n = pool_list()->next; n != pool_list(); n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		for (int st = 0; st < CL_STATE_COUNT && !p->console; st++)
+			for (struct list_node *m = p->clients[st].next; m != &p->clients[st]; m = m->next)
+				fn(&list_entry(m, struct client, node)->conn, true, arg);
+		for (int st = 0; st < SV_STATE_COUNT; st++)
+			for (struct list_node *m = p->servers[st].next; m != &p->servers[st]; m = m->next)
+				fn(&list_entry(m, struct server, node)->conn, false, arg);
+	}
+}
+
+static void count_unsent(struct conn *cn, bool is_client, void *arg)
+{
+	*(int *)arg += conn_has_unsent(cn);
+}
+
+static int unsent_conns(void)
+{
+	int n = 0;
+	each_data_conn(count_unsent, &n);
+	return n;
+}
+
+static enum wait_state suspend_wait_state(const struct admin_session *s)
+{
+	if (!pool_suspended())
+		return WAIT_CANCELLED;
+	if (unsent_conns() == 0 || loop_now() >= s->wait_deadline)
+		return WAIT_DONE;
+	return WAIT_PENDING;
+}
+
 static enum wait_state wait_state(const struct admin_session *s)
 {
 	const char *db = s->wait_db;
+	if (s->wait == ADMIN_WAIT_SUSPEND)
+		return suspend_wait_state(s);
 	if (s->wait == ADMIN_WAIT_PAUSE && !pool_all_paused() && !(db && pool_db_paused(db)))
 		return WAIT_CANCELLED;
 	for (struct list_node *n = pool_list()->next; n != pool_list(); n = n->next) {
@@ -482,6 +525,35 @@ static enum wait_state wait_state(const struct admin_session *s)
 	return WAIT_DONE;
 }
 
+/* The first connection found with unsent output (a list walk cannot go on
+ * after closing one: the lists change). */
+static void find_unsent(struct conn *cn, bool is_client, void *arg)
+{
+	struct conn **found = arg;
+	if (!found[0] && conn_has_unsent(cn)) {
+		found[0] = cn;
+		found[1] = is_client ? cn : NULL;
+	}
+}
+
+/* suspend_timeout ran out: connections that could not flush are dropped,
+ * as in PgBouncer, so that SUSPEND never waits on a stuck peer forever. */
+static void drop_unflushed(void)
+{
+	for (;;) {
+		struct conn *found[2] = { NULL, NULL };
+		each_data_conn(find_unsent, found);
+		if (!found[0])
+			return;
+		if (found[1])
+			client_close(container_of(found[0], struct client, conn),
+				     "SUSPEND: output not flushed within suspend_timeout");
+		else
+			server_close(container_of(found[0], struct server, conn),
+				     "SUSPEND: output not flushed within suspend_timeout");
+	}
+}
+
 /* Starts waiting; answers at once when there is nothing to wait for. */
 static enum exec_result wait_for(struct admin_session *s, enum admin_wait kind, const char *db,
 				 const char *tag)
@@ -491,6 +563,8 @@ static enum exec_result wait_for(struct admin_session *s, enum admin_wait kind, 
 	s->wait_tag = tag;
 	if (wait_state(s) == WAIT_PENDING)
 		return EXEC_WAIT;
+	if (kind == ADMIN_WAIT_SUSPEND)
+		drop_unflushed();   /* suspend_timeout = 0: no wait at all */
 	s->wait = ADMIN_WAIT_NONE;
 	free(s->wait_db);
 	s->wait_db = NULL;
@@ -502,6 +576,11 @@ static enum exec_result wait_for(struct admin_session *s, enum admin_wait kind, 
 static void finish_wait(struct admin_session *s, enum wait_state ws)
 {
 	const char *tag = s->wait_tag;
+	if (s->wait == ADMIN_WAIT_SUSPEND && ws == WAIT_DONE) {
+		drop_unflushed();
+		if (!s->client)
+			return;
+	}
 	s->wait = ADMIN_WAIT_NONE;
 	free(s->wait_db);
 	s->wait_db = NULL;
@@ -616,12 +695,12 @@ static enum exec_result cmd_suspend(struct admin_session *s, const char *arg)
 		admin_reply_error(&s->reply, "55000", "tidepool is already suspended");
 		return EXEC_FAILED;
 	}
-	log_info("admin: SUSPEND (no new connections, no server assignments until RESUME)");
+	log_info("admin: SUSPEND (no new connections, no reading, no server assignments until RESUME)");
 	pool_set_suspended(true);
 	lifecycle_set_suspended(true);
 	listen_pause(true);
-	admin_reply_complete(&s->reply, "SUSPEND");
-	return EXEC_DONE;
+	s->wait_deadline = loop_now() + config_current()->suspend_timeout;
+	return wait_for(s, ADMIN_WAIT_SUSPEND, NULL, "SUSPEND");
 }
 
 static enum exec_result set_disabled(struct admin_session *s, const char *db, bool on)
@@ -773,88 +852,31 @@ static enum exec_result cmd_shutdown(struct admin_session *s, const char *arg)
 
 /* -------------------------------------------------------------------- SET */
 
-/* Loads the configuration file with one key overridden, through the
- * regular parser: an including file "%include <conffile>" followed by the
- * key. NULL (and *why, malloc'd) when the result does not load. */
-static struct config *load_with_key(const char *key, const char *value, char **why)
-{
-	const struct config *cur = config_current();
-	char *real = realpath(cur->conffile, NULL);
-	const char *tmp = getenv("TMPDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tidepool-set-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = real ? mkstemp(path) : -1;
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		*why = xasprintf("cannot prepare the new configuration: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd), unlink(path);
-		free(real);
-		return NULL;
-	}
-	fprintf(f, "%%include %s\n[tidepool]\nconffile = %s\n%s = %s\n", real, cur->conffile, key, value);
-	fclose(f);
-	free(real);
-	struct config_errors errs = { 0 };
-	struct config *cfg = config_load(path, &errs, reload_warn);
-	unlink(path);
-	if (!cfg) {
-		/* "path:4: invalid value ..." -> "invalid value ..." */
-		const char *m = errs.n ? errs.msgs[0] : "unknown error";
-		size_t plen = strlen(path);
-		if (strncmp(m, path, plen) == 0 && strchr(m + plen, ' '))
-			m = strchr(m + plen, ' ') + 1;
-		*why = xstrdup(m);
-	}
-	config_errors_free(&errs);
-	return cfg;
-}
-
-/* Swaps in cfg as a reload does (restart-only settings keep their values). */
-static void install_config(struct config *cfg)
-{
-	struct config *old = (struct config *)config_current();
-	cfg->listen_port = old->listen_port;
-	cfg->pkt_buf = old->pkt_buf;
-	reload_install(cfg);
-	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
-	pool_apply_config(cfg);
-	config_free(old);
-}
-
-static bool find_key(const char *name, size_t *index)
-{
-	for (size_t i = 0; i < config_key_count(); i++) {
-		if (strcasecmp(config_key_at(i)->name, name) == 0) {
-			*index = i;
-			return true;
-		}
-	}
-	return false;
-}
-
+/* SET key = value: a copy of the current snapshot with the key changed
+ * (parsed and checked by the key table) replaces it, as a reload would. A
+ * refused value changes nothing. RELOAD re-reads the file, so values set
+ * here last until the next reload (as in PgBouncer). */
 static enum exec_result admin_set(struct admin_session *s, const char *key, const char *value)
 {
-	size_t i;
-	if (!find_key(key, &i)) {
+	struct config *cfg = NULL;
+	char *why = NULL;
+	switch (config_set_key(config_current(), key, value, &cfg, &why)) {
+	case CONFIG_SET_OK:
+		break;
+	case CONFIG_SET_UNKNOWN:
 		admin_reply_error(&s->reply, "42704", "unknown configuration key: %s", key);
 		return EXEC_FAILED;
-	}
-	const struct config_key_info *k = config_key_at(i);
-	if (!k->reloadable) {
-		admin_reply_error(&s->reply, "55P02", "%s cannot be changed while tidepool runs (it needs a restart)", k->name);
+	case CONFIG_SET_NOT_CHANGEABLE:
+		admin_reply_error(&s->reply, "55P02", "%s cannot be changed while tidepool runs (it needs a restart)", key);
 		return EXEC_FAILED;
-	}
-	char *why = NULL;
-	struct config *cfg = strpbrk(value, "\r\n") ? NULL : load_with_key(k->name, value, &why);
-	if (!cfg) {
-		admin_reply_error(&s->reply, "22023", "cannot set %s to \"%s\": %s", k->name, value,
-				  why ? why : "a value must be one line");
+	case CONFIG_SET_INVALID:
+		admin_reply_error(&s->reply, "22023", "cannot set %s to \"%s\": %s", key, value,
+				  why ? why : "invalid value");
 		free(why);
 		return EXEC_FAILED;
 	}
-	install_config(cfg);
-	log_info("admin: SET %s = %s", k->name, value);
+	lifecycle_install(cfg);
+	log_info("admin: SET %s = %s", key, value);
 	admin_reply_complete(&s->reply, "SET");
 	return EXEC_DONE;
 }

@@ -984,10 +984,12 @@ static void show_lists(struct admin_reply *r)
 	reply_name_int(r, "login_clients", *pool_login_client_count());
 	reply_name_int(r, "free_servers", 0);
 	reply_name_int(r, "used_servers", servers);
-	reply_name_int(r, "dns_names", (long long)dns_name_count());
-	reply_name_int(r, "dns_zones", 0);
-	reply_name_int(r, "dns_queries", (long long)dns_pending_count());
-	reply_name_int(r, "dns_pending", (long long)dns_pending_count());
+	struct dns_stats ds;
+	dns_get_stats(&ds);
+	reply_name_int(r, "dns_names", (long long)ds.names);
+	reply_name_int(r, "dns_zones", (long long)ds.zones);
+	reply_name_int(r, "dns_queries", (long long)ds.pending);
+	reply_name_int(r, "dns_pending", (long long)ds.pending);
 }
 
 static void mem_row(struct admin_reply *r, const char *name, size_t size, long long used, long long free_n)
@@ -1037,12 +1039,23 @@ static void show_dns_hosts(struct admin_reply *r)
 	dns_for_each_host(dns_host_row, r);
 }
 
+static void dns_zone_row(const char *zone, uint32_t serial, int count, void *arg)
+{
+	struct admin_row row;
+	admin_row_init(&row);
+	admin_row_text(&row, zone);
+	admin_row_int(&row, (long long)serial);
+	admin_row_int(&row, count);
+	admin_reply_row(arg, &row);
+}
+
 static void show_dns_zones(struct admin_reply *r)
 {
 	static const struct admin_col cols[] = {
 		{ "zonename", ADMIN_TEXT }, { "serial", ADMIN_INT8 }, { "count", ADMIN_INT4 },
 	};
-	admin_reply_columns(r, COLS(cols));   /* zone checks are not implemented: no rows */
+	admin_reply_columns(r, COLS(cols));
+	dns_for_each_zone(dns_zone_row, r);
 }
 
 /* ----------------------------------------------------- config and others */

@@ -142,9 +142,9 @@ static const struct key_def main_keys[] = {
 		"server connections per database/user pair (0: no limit)"),
 	K_BOOL(disable_pqexec, "0", NR, NI,
 	       "refuse the simple query protocol, allowing only extended queries"),
-	K_SECS(dns_max_ttl, "15", RL, NI, "seconds a DNS answer is cached"),
-	K_SECS(dns_nxdomain_ttl, "15", RL, NI, "seconds a failed DNS lookup is cached"),
-	K_SECS(dns_zone_check_period, "0", RL, NI, "seconds between DNS zone serial checks (0: off)"),
+	K_SECS(dns_max_ttl, "15", RL, IM, "seconds a DNS answer is cached at most (a shorter record TTL wins)"),
+	K_SECS(dns_nxdomain_ttl, "15", RL, IM, "seconds a failed DNS lookup is cached"),
+	K_SECS(dns_zone_check_period, "0", RL, IM, "seconds between DNS zone serial checks (0: off)"),
 	K_SECS(idle_transaction_timeout, "0", RL, IM,
 	       "close clients idle inside a transaction this many seconds (0: never)"),
 	K_STR(ignore_startup_parameters, "", RL, IM,
@@ -195,7 +195,7 @@ static const struct key_def main_keys[] = {
 	K_COUNT(reserve_pool_size, "0", RL, IM, "extra server connections for pools under pressure"),
 	K_SECS(reserve_pool_timeout, "5", RL, IM,
 	       "seconds a client waits before the reserve pool is used"),
-	K_PATH(resolv_conf, NR, NI, "resolv.conf-format file for the DNS resolver"),
+	K_PATH(resolv_conf, NR, IM, "resolv.conf-format file for the DNS resolver"),
 	K_COUNT(sbuf_loopcnt, "5", RL, NI, "rounds of I/O on one connection before others get a turn"),
 	K_INT(scram_iterations, "4096", 1, INT_MAX, RL, NI, "PBKDF2 iterations in SCRAM secrets tidepool makes"),
 	K_SECS(server_check_delay, "30", RL, IM,
@@ -233,7 +233,7 @@ static const struct key_def main_keys[] = {
 	KEY(stats_period, KT_USEC, "60", USEC_PER_SEC, USEC_LIMIT, RL, IM,
 	    "seconds between statistics updates and log lines"),
 	K_STR(stats_users, "", RL, IM, "users allowed read-only admin console commands"),
-	K_SECS(suspend_timeout, "10", RL, NI, "seconds to wait for buffers to drain on SUSPEND"),
+	K_SECS(suspend_timeout, "10", RL, IM, "seconds to wait for buffers to drain on SUSPEND"),
 	K_BOOL(syslog, "0", RL, IM, "also log to syslog"),
 	K_CHOICE(syslog_facility, syslog_facilities, "daemon", RL, IM, "syslog facility"),
 	K_STR(syslog_ident, "tidepool", RL, IM, "program name in syslog lines"),
@@ -1212,6 +1212,143 @@ struct config *config_load(const char *path, struct config_errors *errs, config_
 		return NULL;
 	}
 	return ld.cfg;
+}
+
+/* ---- copies and single-key changes (admin SET) ---- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void dup_strings(const struct key_def *defs, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!defs[i].alias && is_string_type(defs[i].type)) {
+			char **f = (char **)((char *)base + defs[i].off);
+			*f = dup_or_null(*f);
+		}
+	}
+}
+
+/* The copy's cfg->files entry for a file name of the original. */
+static const char *dup_file_ref(const struct config *old, struct config *cfg, const char *file)
+{
+	for (size_t i = 0; i < old->n_files; i++) {
+		if (old->files[i] == file)
+			return cfg->files[i];
+	}
+	return file ? remember_file(cfg, file) : NULL;
+}
+
+static void dup_entries(const struct config *old, struct config *cfg)
+{
+	cfg->dbs = xcalloc(old->n_dbs ? old->n_dbs : 1, sizeof(*cfg->dbs));
+	for (size_t i = 0; i < old->n_dbs; i++) {
+		struct db_config *d = xmalloc(sizeof(*d));
+		*d = *old->dbs[i];
+		d->name = xstrdup(d->name);
+		dup_strings(db_keys, ARRAY_SIZE(db_keys), d);
+		d->file = dup_file_ref(old, cfg, d->file);
+		cfg->dbs[i] = d;
+	}
+	cfg->users = xcalloc(old->n_users ? old->n_users : 1, sizeof(*cfg->users));
+	for (size_t i = 0; i < old->n_users; i++) {
+		struct user_config *u = xmalloc(sizeof(*u));
+		*u = *old->users[i];
+		u->name = xstrdup(u->name);
+		u->file = dup_file_ref(old, cfg, u->file);
+		cfg->users[i] = u;
+	}
+	cfg->peers = xcalloc(old->n_peers ? old->n_peers : 1, sizeof(*cfg->peers));
+	for (size_t i = 0; i < old->n_peers; i++) {
+		struct peer_config *pc = xmalloc(sizeof(*pc));
+		*pc = *old->peers[i];
+		pc->host = dup_or_null(pc->host);
+		cfg->peers[i] = pc;
+	}
+	cfg->auth = xcalloc(old->n_auth ? old->n_auth : 1, sizeof(*cfg->auth));
+	for (size_t i = 0; i < old->n_auth; i++) {
+		struct auth_entry *e = xmalloc(sizeof(*e));
+		e->user = xstrdup(old->auth[i]->user);
+		e->secret = dup_or_null(old->auth[i]->secret);
+		cfg->auth[i] = e;
+	}
+}
+
+struct config *config_dup(const struct config *old)
+{
+	struct config *cfg = xmalloc(sizeof(*cfg));
+
+	*cfg = *old;
+	dup_strings(main_keys, N_MAIN_KEYS, cfg);
+	cfg->files = NULL;
+	cfg->n_files = 0;
+	for (size_t i = 0; i < old->n_files; i++)
+		PUSH(cfg->files, cfg->n_files, xstrdup(old->files[i]));
+	dup_entries(old, cfg);
+	return cfg;
+}
+
+/* Re-reads auth_file into cfg (after SET auth_file). */
+static bool reload_auth_file(struct config *cfg, char **why)
+{
+	struct config_errors errs = { 0 };
+	struct loader ld = { .cfg = cfg, .errs = &errs, .top = cfg->conffile };
+
+	for (size_t i = 0; i < cfg->n_auth; i++) {
+		free(cfg->auth[i]->user);
+		free(cfg->auth[i]->secret);
+		free(cfg->auth[i]);
+	}
+	cfg->n_auth = 0;
+	load_auth_file(&ld);
+	if (ld.n_errors == 0)
+		validate(&ld);
+	if (ld.n_errors > 0)
+		*why = xstrdup(errs.msgs[0]);
+	config_errors_free(&errs);
+	return ld.n_errors == 0;
+}
+
+/* Checks that span keys, for a snapshot changed by SET. */
+static bool validate_snapshot(struct config *cfg, char **why)
+{
+	struct config_errors errs = { 0 };
+	struct loader ld = { .cfg = cfg, .errs = &errs, .top = cfg->conffile };
+
+	validate(&ld);
+	if (ld.n_errors > 0)
+		*why = xstrdup(errs.msgs[0]);
+	config_errors_free(&errs);
+	return ld.n_errors == 0;
+}
+
+enum config_set_result config_set_key(const struct config *cur, const char *key, const char *value,
+				      struct config **out, char **why)
+{
+	const struct key_def *k = find_key(main_keys, N_MAIN_KEYS, key);
+	struct config *cfg;
+
+	*out = NULL;
+	*why = NULL;
+	if (!k)
+		return CONFIG_SET_UNKNOWN;
+	if (!k->info.reloadable)
+		return CONFIG_SET_NOT_CHANGEABLE;
+	if (strpbrk(value, "\r\n")) {
+		*why = xstrdup("a value must be one line");
+		return CONFIG_SET_INVALID;
+	}
+	cfg = config_dup(cur);
+	if (!set_value(k, cfg, value, cfg->conffile, why) ||
+	    (strcmp(k->info.name, "auth_file") == 0 && !reload_auth_file(cfg, why)) ||
+	    !validate_snapshot(cfg, why)) {
+		config_free(cfg);
+		return CONFIG_SET_INVALID;
+	}
+	*out = cfg;
+	return CONFIG_SET_OK;
 }
 
 void config_free(struct config *cfg)

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -16,9 +17,65 @@
 #include "log.h"
 #include "loop.h"
 
+/* SUSPEND: connections parked so far (their read events removed). */
+static bool suspended;
+static struct conn **parked;
+static size_t n_parked, cap_parked;
+
+static void park(struct conn *c)
+{
+	event_del(&c->rev);
+	if (c->parked)
+		return;
+	c->parked = true;
+	if (n_parked == cap_parked) {
+		cap_parked = cap_parked ? cap_parked * 2 : 64;
+		parked = xrealloc(parked, cap_parked * sizeof(*parked));
+	}
+	parked[n_parked++] = c;
+}
+
+static void unpark(struct conn *c)
+{
+	for (size_t i = 0; i < n_parked; i++) {
+		if (parked[i] == c) {
+			parked[i] = parked[--n_parked];
+			break;
+		}
+	}
+	c->parked = false;
+}
+
+void conn_suspend(bool on)
+{
+	suspended = on;
+	if (on)
+		return;
+	for (size_t i = 0; i < n_parked; i++) {
+		struct conn *c = parked[i];
+		c->parked = false;
+		if (c->reading && c->fd >= 0)
+			event_add(&c->rev, NULL);
+	}
+	free(parked);
+	parked = NULL;
+	n_parked = cap_parked = 0;
+}
+
+bool conn_has_unsent(const struct conn *c)
+{
+	return c->fd >= 0 && ((c->out && iobuf_len(c->out) > 0) || c->blocked_src);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	/* Parked lazily, when it has something to read: no walk over every
+	 * connection, and nothing to do for those that stay quiet. */
+	if (suspended && !c->never_suspend) {
+		park(c);
+		return;
+	}
 	c->ops->readable(c);
 }
 
@@ -103,6 +160,8 @@ void conn_unblock(struct conn *src)
 
 void conn_close(struct conn *c)
 {
+	if (c->parked)
+		unpark(c);
 	if (c->fd >= 0) {
 		if (c->reading)
 			event_del(&c->rev);

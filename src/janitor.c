@@ -6,6 +6,7 @@
 
 #include "admin.h"
 #include "client.h"
+#include "dns.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -98,7 +99,7 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 	list_for_each_safe(n, tmp, &p->servers[SV_CONNECTING]) {
 		struct server *s = list_entry(n, struct server, node);
 		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
-			pool_server_login_failed(p, "08006", "server_connect_timeout");
+			(void)pool_host_failed(p, s->host_idx, "08006", "server_connect_timeout");
 			server_close(s, "server_connect_timeout");
 		}
 	}
@@ -132,8 +133,10 @@ void janitor_run(void)
 		check_active(p, cfg, now);
 		check_servers(p, cfg, now);
 		fill_min_pool(p);
+		pool_refresh_dns(p);
 		pool_kick(p);
 	}
+	dns_tick();
 	admin_tick();
 	if (after_pass)
 		after_pass();

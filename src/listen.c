@@ -84,15 +84,31 @@ static bool add_listener(int fd, bool is_unix)
 	return true;
 }
 
+/* Once the loop runs, getaddrinfo would block it on a host name: only
+ * numeric addresses (and "localhost") are accepted from then on. */
+static bool numeric_only;
+
+void listen_resolve_numeric_only(void)
+{
+	numeric_only = true;
+}
+
 bool listen_resolve(const char *what, const char *host, int port, struct addrinfo **res)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	char portstr[16];
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, res);
+	const char *name = strcmp(host, "*") == 0 ? NULL : host;
+	if (numeric_only) {
+		hints.ai_flags |= AI_NUMERICHOST;
+		if (name && strcmp(name, "localhost") == 0)
+			name = "127.0.0.1";
+	}
+	int rc = getaddrinfo(name, portstr, &hints, res);
 	if (rc != 0) {
-		log_error("cannot resolve %s \"%s\": %s", what, host, gai_strerror(rc));
+		log_error("cannot resolve %s \"%s\": %s%s", what, host, gai_strerror(rc),
+			  numeric_only && rc == EAI_NONAME ? " (while running, give an IP address)" : "");
 		return false;
 	}
 	return true;

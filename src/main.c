@@ -78,6 +78,12 @@ bool lifecycle_reload(char **errors)
 	return last_reload_ok;
 }
 
+void lifecycle_install(struct config *cfg)
+{
+	reload_swap(cfg);
+	http_apply_config(config_current());
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -424,9 +430,10 @@ int main(int argc, char **argv)
 		return 1;
 	(void)http_start(cfg);
 	signals_start();
-	if (!dns_init(kick_all_pools))
+	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_start(shutdown_progress);
+	listen_resolve_numeric_only();
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
 	loop_run();
 	log_info("tidepool stopped");

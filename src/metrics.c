@@ -20,6 +20,7 @@
 
 #include "autoconf.h"
 #include "client.h"
+#include "dns.h"
 #include "lifecycle.h"
 #include "loop.h"
 #include "pool.h"
@@ -469,6 +470,15 @@ static void render_totals(void)
 		  (uint64_t)pool_total_clients());
 	plain_u64("tidepool_servers", "gauge", "Server connections in every state", servers);
 	plain_u64("tidepool_pools", "gauge", "Pools (one per database and user in use)", pools);
+	struct dns_stats ds;
+	dns_get_stats(&ds);
+	plain_u64("tidepool_dns_names", "gauge", "Host names in the DNS cache", ds.names);
+	plain_u64("tidepool_dns_zones", "gauge", "DNS zones whose serial is checked", ds.zones);
+	plain_u64("tidepool_dns_pending", "gauge", "DNS lookups in flight", ds.pending);
+	plain_u64("tidepool_dns_lookups_total", "counter", "Host name lookups started", ds.lookups);
+	plain_u64("tidepool_dns_failures_total", "counter", "Host name lookups that failed", ds.failures);
+	plain_u64("tidepool_dns_changes_total", "counter",
+		  "Lookups whose answer changed a name's addresses", ds.changes);
 	int max_conn = config_current()->max_client_conn;
 	plain_u64("tidepool_max_client_conn", "gauge", "The max_client_conn setting",
 		  max_conn > 0 ? (uint64_t)max_conn : 0);

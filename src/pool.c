@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <strings.h>
+
 #include "client.h"
+#include "dns.h"
 #include "log.h"
 #include "loop.h"
 #include "reload.h"
@@ -62,11 +66,52 @@ static int first_set(int a, int b, int c)
 	return a >= 0 ? a : b >= 0 ? b : c;
 }
 
+static void hosts_clear(struct pool *p)
+{
+	for (size_t i = 0; i < p->n_hosts; i++)
+		free(p->hosts[i]);
+	free(p->hosts);
+	free(p->host_down_until);
+	p->hosts = NULL;
+	p->host_down_until = NULL;
+	p->n_hosts = p->host_next = 0;
+}
+
+/* Splits server_host at commas (spaces around names are dropped). */
+static void hosts_load(struct pool *p)
+{
+	hosts_clear(p);
+	const char *h = p->server_host;
+	if (!h)
+		return;
+	size_t cap = 1;
+	for (const char *c = h; *c; c++)
+		cap += *c == ',';
+	p->hosts = xcalloc(cap, sizeof(*p->hosts));
+	p->host_down_until = xcalloc(cap, sizeof(*p->host_down_until));
+	while (*h) {
+		size_t n = strcspn(h, ",");
+		const char *b = h, *e = h + n;
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > b)
+			p->hosts[p->n_hosts++] = xstrndup(b, (size_t)(e - b));
+		h += n + (h[n] == ',');
+	}
+}
+
 /* Resolves the pool's settings from a snapshot: user > database > global. */
 static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
 {
 	const struct user_config *u = config_find_user(cfg, p->user_name);
-	set_str(&p->server_host, db->host);
+	const char *host = db->host && db->host[0] ? db->host : NULL;
+	bool same_hosts = host ? p->server_host && strcmp(p->server_host, host) == 0 : !p->server_host;
+	set_str(&p->server_host, host);
+	if (!same_hosts)
+		hosts_load(p);
+	p->host_round_robin = !db->load_balance_hosts || strcmp(db->load_balance_hosts, "disable") != 0;
 	p->server_port = db->port > 0 ? db->port : 5432;
 	set_str(&p->server_dbname, db->dbname ? db->dbname : p->db_name);
 	set_str(&p->server_user, db->user ? db->user : p->user_name);
@@ -248,11 +293,27 @@ static bool pool_retry_wait(struct pool *p)
 	return loop_now() - p->last_connect_failure < config_current()->server_login_retry;
 }
 
+/* A new client of a pool whose last server login failed moments ago, and
+ * that has no server: it gets that failure now (as PgBouncer does) rather
+ * than waiting out server_login_retry. */
+static void fail_login_waiters(struct pool *p)
+{
+	if (pool_total_servers(p) > 0 || !p->last_error || p->have_welcome)
+		return;
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
+		client_fail(list_entry(n, struct client, node), p->last_sqlstate, "%s", p->last_error);
+}
+
 /* Opens servers for waiting clients while limits allow. */
 static void pool_launch_for_waiters(struct pool *p)
 {
 	if (p->console || p->paused || suspended)
 		return;
+	if (pool_retry_wait(p)) {
+		fail_login_waiters(p);
+		return;
+	}
 	int want = p->n_clients[CL_WAITING] + (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
 	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
 	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
@@ -284,6 +345,10 @@ static void pool_schedule(struct pool *p)
 		return;
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
+		if (s->close_needed) {
+			server_close(s, "server marked for closing");
+			continue;
+		}
 		if (server_needs_check(s)) {
 			server_change_state(s, SV_TESTED);
 			const char *q = config_current()->server_check_query;
@@ -406,6 +471,109 @@ void pool_kick(struct pool *p)
 	pool_schedule(p);
 }
 
+int pool_pick_host(struct pool *p)
+{
+	if (p->n_hosts == 0)
+		return -1;
+	if (p->n_hosts == 1)
+		return 0;
+	usec_t now = loop_now();
+	size_t pick = p->host_next % p->n_hosts, soonest = pick;
+	bool found = false;
+	for (size_t k = 0; k < p->n_hosts && !found; k++) {
+		size_t i = (p->host_next + k) % p->n_hosts;
+		if (p->host_down_until[i] <= now)
+			pick = i, found = true;
+		else if (p->host_down_until[i] < p->host_down_until[soonest])
+			soonest = i;
+	}
+	if (!found)
+		pick = soonest;   /* every host failed lately: the one that failed first */
+	p->host_next = p->host_round_robin ? pick + 1 : pick;
+	return (int)pick;
+}
+
+bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char *msg)
+{
+	if (p->n_hosts > 1 && idx >= 0 && (size_t)idx < p->n_hosts) {
+		usec_t now = loop_now(), retry = config_current()->server_login_retry;
+		p->host_down_until[idx] = now + (retry > 0 ? retry : USEC_PER_SEC);
+		if (!p->host_round_robin && p->host_next == (size_t)idx)
+			p->host_next = (size_t)idx + 1;
+		bool other = false;
+		for (size_t i = 0; i < p->n_hosts; i++)
+			other = other || p->host_down_until[i] <= now;
+		if (other) {
+			log_warning("%s/%s: host %s skipped for %llds: %s", p->db_name, p->user_name,
+				    p->hosts[idx], (long long)(retry / USEC_PER_SEC), msg);
+			p->stats.server_login_failures++;
+			return true;
+		}
+	}
+	pool_server_login_failed(p, sqlstate, msg);
+	return false;
+}
+
+/* A host name (not an IP literal, not a socket directory) that DNS answers for. */
+static bool host_is_name(const char *h)
+{
+	uint8_t buf[sizeof(struct in6_addr)];
+	return h[0] != '/' && inet_pton(AF_INET, h, buf) != 1 && inet_pton(AF_INET6, h, buf) != 1;
+}
+
+void pool_refresh_dns(struct pool *p)
+{
+	if (p->console || p->stale || pool_total_servers(p) == 0)
+		return;
+	for (size_t i = 0; i < p->n_hosts; i++)
+		if (host_is_name(p->hosts[i]))
+			dns_refresh(p->hosts[i]);
+}
+
+/* Marks p's servers on hosts[idx] whose address left host's answer. */
+static bool mark_moved(struct pool *p, size_t idx, const char *host)
+{
+	bool any = false;
+	for (int st = 0; st < SV_STATE_COUNT; st++) {
+		for (struct list_node *m = p->servers[st].next; st != SV_CLOSED && m != &p->servers[st]; m = m->next) {
+			struct server *s = list_entry(m, struct server, node);
+			if (s->host_idx != (int)idx || s->close_needed || dns_has_addr(host, &s->connect_addr))
+				continue;
+			s->close_needed = true;
+			any = true;
+			server_log(LOG_LVL_INFO, s, "address left the DNS answer for %s: closing it when released", host);
+		}
+	}
+	return any;
+}
+
+static struct server *first_marked_idle(struct pool *p)
+{
+	for (struct list_node *m = p->servers[SV_IDLE].next; m != &p->servers[SV_IDLE]; m = m->next)
+		if (list_entry(m, struct server, node)->close_needed)
+			return list_entry(m, struct server, node);
+	return NULL;
+}
+
+void pool_dns_changed(const char *host)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		bool any = false;
+		for (size_t i = 0; i < p->n_hosts && !p->console; i++)
+			if (strcasecmp(p->hosts[i], host) == 0)
+				any = mark_moved(p, i, host) || any;
+		if (!any)
+			continue;
+		/* Closing one may hand others to waiting clients: look again each time. */
+		struct server *s;
+		while ((s = first_marked_idle(p)))
+			server_close(s, "its address left the DNS answer");
+		pool_schedule(p);
+	}
+}
+
 static struct db_flags *db_flags_find(const char *db, bool create)
 {
 	struct list_node *n;
@@ -493,6 +661,7 @@ void pool_set_disabled(const char *db, bool on)
 void pool_set_suspended(bool on)
 {
 	suspended = on;
+	conn_suspend(on);
 	if (on)
 		return;
 	struct list_node *n;
@@ -515,6 +684,7 @@ static void pool_free(struct pool *p)
 {
 	welcome_clear(p);
 	pstmt_registry_free(&p->prepared);
+	hosts_clear(p);
 	free(p->db_name);
 	free(p->user_name);
 	free(p->server_host);

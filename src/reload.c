@@ -57,6 +57,18 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
 	}
 }
 
+void reload_swap(struct config *cfg)
+{
+	/* Restart-only settings keep their old values in the new snapshot. */
+	cfg->listen_port = current->listen_port;
+	cfg->pkt_buf = current->pkt_buf;
+	struct config *old = current;
+	current = cfg;
+	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
+	pool_apply_config(cfg);
+	config_free(old);
+}
+
 bool reload_config(char **errors)
 {
 	struct config_errors errs = { 0 };
@@ -73,14 +85,7 @@ bool reload_config(char **errors)
 	}
 	config_errors_free(&errs);
 	warn_restart_keys(current, cfg);
-	/* Restart-only settings keep their old values in the new snapshot. */
-	cfg->listen_port = current->listen_port;
-	cfg->pkt_buf = current->pkt_buf;
-	struct config *old = current;
-	current = cfg;
-	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
-	pool_apply_config(cfg);
-	config_free(old);
+	reload_swap(cfg);
 	log_info("configuration reloaded");
 	if (errors)
 		*errors = NULL;

@@ -40,6 +40,7 @@ static void server_resume(struct conn *conn);
 static void server_peer_gone(struct conn *conn, int err);
 static void server_connected(struct conn *conn);
 static void server_free(void *arg);
+static void server_start(struct server *s, int fd, const struct sockaddr_storage *ss, socklen_t len);
 
 static const struct conn_ops server_ops = {
 	.readable = server_readable,
@@ -97,13 +98,13 @@ bool server_is_clean(const struct server *s)
 	       !(cn->out && iobuf_len(cn->out));
 }
 
-/* Fills the backend address of pool p. 0 ready, 1 waiting for DNS, -1
- * failed (*err says why). */
+/* Fills the address of s's host (s->host_idx in pool p). 0 ready, 1
+ * waiting for DNS, -1 failed (*err says why). */
 static int server_address(struct server *s, const struct pool *p, struct sockaddr_storage *ss,
 			  socklen_t *len, const char **err)
 {
 	memset(ss, 0, sizeof(*ss));
-	const char *host = p->server_host;
+	const char *host = s->host_idx >= 0 ? p->hosts[s->host_idx] : NULL;
 	s->port = p->server_port;
 	if (!host || host[0] == '/') {
 		struct sockaddr_un *un = (struct sockaddr_un *)ss;
@@ -155,11 +156,19 @@ static int open_socket(struct server *s, const struct sockaddr_storage *ss, sock
 	return fd;
 }
 
-bool server_launch(struct pool *p)
+enum launch_result {
+	LAUNCH_STARTED,
+	LAUNCH_PENDING,   /* waiting for DNS: the pool is kicked again when it answers */
+	LAUNCH_FAILED,    /* msg says why */
+};
+
+/* Starts connecting a new server of p to hosts[idx]. */
+static enum launch_result launch_one(struct pool *p, int idx, char *msg, size_t msglen)
 {
 	struct server *s = xcalloc(1, sizeof(*s));
 	s->id = ++next_server_id;
 	s->pool = p;
+	s->host_idx = idx;
 	s->tx_status = 'I';
 	s->connect_time = loop_now();
 	s->connect_wall = loop_wall_now();
@@ -171,30 +180,53 @@ bool server_launch(struct pool *p)
 	int r = server_address(s, p, &ss, &len, &err);
 	if (r == 1) {
 		free(s);
-		return false;   /* the pool is kicked again when DNS answers */
+		return LAUNCH_PENDING;
 	}
 	int fd = r == 0 ? open_socket(s, &ss, len) : -1;
 	if (fd < 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s",
-			 p->server_host ? p->server_host : "(unix socket)", p->server_port,
+		snprintf(msg, msglen, "could not connect to server %s:%d: %s",
+			 idx >= 0 ? p->hosts[idx] : "(unix socket)", p->server_port,
 			 err ? err : strerror(errno));
 		log_warning("%s/%s: %s", p->db_name, p->server_user, msg);
 		free(s);
-		pool_server_login_failed(p, "08006", msg);
-		return false;
+		return LAUNCH_FAILED;
 	}
+	server_start(s, fd, &ss, len);
+	return LAUNCH_STARTED;
+}
+
+bool server_launch(struct pool *p)
+{
+	size_t tries = p->n_hosts > 1 ? p->n_hosts : 1;
+	for (size_t t = 0; t < tries; t++) {
+		char msg[400];
+		int idx = pool_pick_host(p);
+		switch (launch_one(p, idx, msg, sizeof(msg))) {
+		case LAUNCH_STARTED:
+			return true;
+		case LAUNCH_PENDING:
+			return false;
+		case LAUNCH_FAILED:
+			if (!pool_host_failed(p, idx, "08006", msg))
+				return false;
+			break;
+		}
+	}
+	return false;
+}
+
+static void server_start(struct server *s, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
 	conn_init(&s->conn, fd, &server_ops);
-	memcpy(&s->connect_addr, &ss, len);
+	memcpy(&s->connect_addr, ss, len);
 	s->connect_addrlen = len;
 	if (len <= sizeof(s->conn.addr)) {
-		memcpy(&s->conn.addr, &ss, len);
+		memcpy(&s->conn.addr, ss, len);
 		s->conn.addrlen = len;
 	}
 	server_change_state(s, SV_CONNECTING);
 	conn_wait_connect(&s->conn);
 	server_log(LOG_LVL_DEBUG, s, "connecting");
-	return true;
 }
 
 static void server_connected(struct conn *conn)
@@ -206,9 +238,19 @@ static void server_connected(struct conn *conn)
 		err = errno;
 	if (err) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(err));
+		const struct pool *p = s->pool;
+		/* The bound check: a reload may have changed the host list meanwhile. */
+		const char *name = s->host_idx >= 0 && (size_t)s->host_idx < p->n_hosts ? p->hosts[s->host_idx] : NULL;
+		if (name && strcmp(name, s->addr) != 0)
+			snprintf(msg, sizeof(msg), "could not connect to server %s (%s):%d: %s", name, s->addr,
+				 s->port, strerror(err));
+		else
+			snprintf(msg, sizeof(msg), "could not connect to server %s:%d: %s", s->addr, s->port,
+				 strerror(err));
 		server_log(LOG_LVL_WARNING, s, "%s", msg);
-		pool_server_login_failed(s->pool, "08006", msg);
+		/* Before the close, whose rescheduling then goes to another host of
+		 * a list, or waits out server_login_retry. */
+		(void)pool_host_failed(s->pool, s->host_idx, "08006", msg);
 		server_close(s, msg);
 		return;
 	}

@@ -626,6 +626,27 @@ def test_set_default_pool_size_takes_effect(tidepool, pg, role):
         # a string key, quoted
         adm.execute("SET server_reset_query TO 'DISCARD ALL'")
         assert config_value(adm, "server_reset_query") == "DISCARD ALL"
+        # RELOAD re-reads the file: values made by SET give way to it
+        assert adm.execute("RELOAD").statusmessage == "RELOAD"
+        assert config_value(adm, "default_pool_size") == "20"
+
+
+def test_set_validates_like_the_file(tidepool):
+    tp = admin_tp(tidepool)
+    with console(tp) as adm:
+        before = {r["key"]: r["value"] for r in rows(adm, "CONFIG")}
+        err = expect_sqlstate("22023", adm.execute, "SET pool_mode = sometimes")
+        assert "pool_mode" in str(err) and "expected one of" in str(err)
+        expect_sqlstate("22023", adm.execute, "SET query_timeout = soon")
+        expect_sqlstate("22023", adm.execute, "SET auth_type = hba")   # needs auth_hba_file
+        expect_sqlstate("22023", adm.execute, "SET auth_file = '/nonexistent/users.txt'")
+        assert {r["key"]: r["value"] for r in rows(adm, "CONFIG")} == before
+        assert adm.execute("SET query_timeout = 2.5").statusmessage == "SET"
+        assert config_value(adm, "query_timeout") == "2.5"
+        assert adm.execute("set log_connections to 0").statusmessage == "SET"
+        assert config_value(adm, "log_connections") == "0"
+        with tp.connect() as c:
+            assert c.execute("select 1").fetchone()[0] == 1
 
 
 def test_reconnect_makes_new_backends(tidepool):
@@ -660,6 +681,56 @@ def test_suspend_and_resume(tidepool):
         assert {r["key"]: r["value"] for r in rows(adm, "STATE")}["active"] == "yes"
 
 
+def test_suspend_stops_reading_mid_transaction(tidepool):
+    tp = admin_tp(tidepool, pool_mode="transaction")
+    with console(tp) as adm, tp.connect() as c, tp.connect() as d:
+        c.execute("begin")
+        c.execute("select 1")
+        assert adm.execute("SUSPEND").statusmessage == "SUSPEND"
+        expect_sqlstate("55000", adm.execute, "SUSPEND")
+        in_tx = Background(c.execute, "select 7")
+        idle = Background(d.execute, "select 8")
+        time.sleep(0.5)
+        assert not in_tx.done() and not idle.done()
+        # new connections wait in the listen queue
+        late = Background(tp.psql, "select 9")
+        time.sleep(0.3)
+        assert not late.done()
+        assert adm.execute("RESUME").statusmessage == "RESUME"
+        assert in_tx.result(10).fetchone()[0] == 7
+        assert idle.result(10).fetchone()[0] == 8
+        assert late.result(20).stdout.strip() == "9"
+        c.execute("commit")
+
+
+def test_suspend_drops_a_client_that_does_not_read(tidepool, pg):
+    """SUSPEND waits for output to be written; a client that reads nothing
+    cannot make it wait longer than suspend_timeout: it is dropped."""
+    tp = admin_tp(tidepool, pool_mode="transaction", suspend_timeout=1)
+    with console(tp) as adm, tp.raw() as stuck:
+        stuck.startup(user="app", database="appdb", application_name="stuck_reader")
+        stuck.send(pgraw.query_message("select repeat('x', 1000) from generate_series(1, 200000)"))
+        # the backend blocks on writing once tidepool stops taking its output
+        assert wait_until(lambda: pg.sql("select 1 from pg_stat_activity where "
+                                         "application_name = 'stuck_reader' and "
+                                         "wait_event = 'ClientWrite'"), 20)
+        assert adm.execute("SUSPEND").statusmessage == "SUSPEND"
+        assert "output not flushed within suspend_timeout" in tp.log()
+        assert adm.execute("RESUME").statusmessage == "RESUME"
+        assert stuck.wait_closed(20)
+        with tp.connect() as c:
+            assert c.execute("select 1").fetchone()[0] == 1
+
+
+def test_wait_close_without_marked_servers_answers_at_once(tidepool):
+    tp = admin_tp(tidepool)
+    with console(tp) as adm, tp.connect() as c:
+        c.execute("select 1")
+        assert adm.execute("WAIT_CLOSE").statusmessage == "WAIT_CLOSE"
+        assert adm.execute("WAIT_CLOSE appdb").statusmessage == "WAIT_CLOSE"
+        expect_sqlstate("3D000", adm.execute, "WAIT_CLOSE nosuchdb")
+
+
 def test_shutdown(tidepool):
     tp = admin_tp(tidepool)
     with console(tp) as adm:
@@ -668,6 +739,38 @@ def test_shutdown(tidepool):
             adm.execute("SHUTDOWN")
         except psycopg.OperationalError:
             pass   # the answer may race with the exit
+    assert tp.proc.wait(10) == 0
+
+
+def test_shutdown_wait_for_servers_lets_a_transaction_finish(tidepool):
+    tp = admin_tp(tidepool, pool_mode="transaction")
+    with console(tp) as adm, tp.connect() as c:
+        c.execute("begin")
+        c.execute("select 1")
+        try:
+            assert adm.execute("SHUTDOWN WAIT_FOR_SERVERS").statusmessage == "SHUTDOWN"
+        except psycopg.OperationalError:
+            pass   # the console client is idle: it may be closed right after the answer
+        time.sleep(0.3)
+        assert tp.alive(), "exited with a transaction in flight"
+        assert c.execute("select 2").fetchone()[0] == 2
+        c.execute("commit")
+        assert tp.proc.wait(10) == 0
+
+
+def test_shutdown_wait_for_clients_waits_for_every_client(tidepool):
+    tp = admin_tp(tidepool, pool_mode="transaction")
+    c = tp.connect()
+    try:
+        with console(tp) as adm:
+            assert adm.execute("SHUTDOWN WAIT_FOR_CLIENTS").statusmessage == "SHUTDOWN"
+            # the listener is closed: no new client
+            assert wait_until(lambda: tp.psql("select 1", timeout=10).returncode != 0, 10)
+            assert c.execute("select 3").fetchone()[0] == 3   # old clients keep working
+        time.sleep(0.3)
+        assert tp.alive(), "exited while a client was still connected"
+    finally:
+        c.close()
     assert tp.proc.wait(10) == 0
 
 

@@ -660,6 +660,74 @@ static void test_unsupported_warning(void)
 	CHECK_INT(n_other_warnings, 1);
 }
 
+/* config_dup copies everything; config_set_key changes one key of a copy. */
+static void test_dup_and_set_key(void)
+{
+	const char *path;
+	struct config *cfg, *copy, *set = NULL;
+	char *why = NULL;
+
+	write_file("set_users.txt", "\"alice\" \"pw1\"\n");
+	write_file("set_users2.txt", "\"bob\" \"pw2\"\n");
+	path = write_file("set.ini",
+			  "[tidepool]\ndefault_pool_size = 7\nauth_file = set_users.txt\n"
+			  "server_reset_query = DISCARD ALL\n"
+			  "[databases]\nappdb = host=db.example port=5433 load_balance_hosts=disable\n"
+			  "[users]\nalice = pool_size=3\n[peers]\n1 = host=10.0.0.1\n");
+	cfg = load_ok(path, NULL);
+	if (!cfg)
+		return;
+	copy = config_dup(cfg);
+	CHECK(copy->server_reset_query != cfg->server_reset_query);
+	CHECK_STR(copy->server_reset_query, "DISCARD ALL");
+	CHECK_INT(copy->n_dbs, 1);
+	CHECK(copy->dbs[0] != cfg->dbs[0] && copy->dbs[0]->host != cfg->dbs[0]->host);
+	CHECK_STR(copy->dbs[0]->host, "db.example");
+	CHECK_STR(copy->dbs[0]->load_balance_hosts, "disable");
+	CHECK_STR(copy->dbs[0]->file, cfg->dbs[0]->file);
+	CHECK(copy->dbs[0]->file != cfg->dbs[0]->file);
+	CHECK_INT(config_find_user(copy, "alice")->pool_size, 3);
+	CHECK_STR(copy->peers[0]->host, "10.0.0.1");
+	CHECK(config_find_auth(copy, "alice") != NULL);
+	config_free(copy);   /* the original must be intact: ASan checks */
+	CHECK_STR(cfg->dbs[0]->host, "db.example");
+
+	CHECK_INT(config_set_key(cfg, "default_pool_size", "3", &set, &why), CONFIG_SET_OK);
+	if (set) {
+		CHECK_INT(set->default_pool_size, 3);
+		CHECK_INT(cfg->default_pool_size, 7);
+		config_free(set);
+	}
+	CHECK_INT(config_set_key(cfg, "DEFAULT_POOL_SIZE", "many", &set, &why), CONFIG_SET_INVALID);
+	CHECK(set == NULL && why && strstr(why, "not an integer"));
+	free(why);
+	CHECK_INT(config_set_key(cfg, "default_pool_size", "-1", &set, &why), CONFIG_SET_INVALID);
+	free(why);
+	CHECK_INT(config_set_key(cfg, "pool_mode", "bogus", &set, &why), CONFIG_SET_INVALID);
+	free(why);
+	CHECK_INT(config_set_key(cfg, "server_reset_query", "a\nb", &set, &why), CONFIG_SET_INVALID);
+	free(why);
+	CHECK_INT(config_set_key(cfg, "listen_port", "7000", &set, &why), CONFIG_SET_NOT_CHANGEABLE);
+	CHECK_INT(config_set_key(cfg, "no_such_key", "1", &set, &why), CONFIG_SET_UNKNOWN);
+	/* a cross-key check: hba needs auth_hba_file */
+	CHECK_INT(config_set_key(cfg, "auth_type", "hba", &set, &why), CONFIG_SET_INVALID);
+	CHECK(why && strstr(why, "auth_hba_file"));
+	free(why);
+	/* auth_file: relative to the config file, and read again */
+	CHECK_INT(config_set_key(cfg, "auth_file", "set_users2.txt", &set, &why), CONFIG_SET_OK);
+	if (set) {
+		CHECK(config_find_auth(set, "bob") != NULL);
+		CHECK(config_find_auth(set, "alice") == NULL);
+		CHECK(strstr(set->auth_file, tmpdir) == set->auth_file);
+		config_free(set);
+	}
+	CHECK_INT(config_set_key(cfg, "auth_file", "missing.txt", &set, &why), CONFIG_SET_INVALID);
+	CHECK(why && strstr(why, "cannot read auth_file"));
+	free(why);
+	CHECK(config_find_auth(cfg, "alice") != NULL);
+	config_free(cfg);
+}
+
 static void test_list_contains(void)
 {
 	CHECK(config_list_contains("alice", "alice"));
@@ -722,7 +790,8 @@ static void test_key_table(void)
 		" client_idle_timeout query_timeout query_wait_timeout idle_transaction_timeout"
 		" cancel_wait_timeout pkt_buf max_packet_size conffile max_client_prepared_statements"
 		" metrics_listen_addr metrics_port shutdown_delay shutdown_timeout shutdown_mode"
-		" readyz_checks_backend server_fast_close stats_period max_prepared_statements ";
+		" readyz_checks_backend server_fast_close stats_period max_prepared_statements"
+		" suspend_timeout dns_max_ttl dns_nxdomain_ttl dns_zone_check_period resolv_conf ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
@@ -859,6 +928,7 @@ int main(void)
 	RUN(test_auth_file);
 	RUN(test_auth_file_errors);
 	RUN(test_unsupported_warning);
+	RUN(test_dup_and_set_key);
 	RUN(test_list_contains);
 	RUN(test_key_table);
 	RUN(test_doc_lists_every_key);
