@@ -11,7 +11,7 @@
 #include "params.h"
 #include "pool.h"
 
-struct scram_server;
+struct login_auth;
 
 struct client {
 	struct conn conn;
@@ -33,10 +33,7 @@ struct client {
 	bool is_unix;
 	bool closing;
 	bool terminate_seen;            /* Terminate received: close when flushed */
-	/* authentication */
-	int auth_phase;
-	uint8_t md5_salt[4];
-	struct scram_server *scram;
+	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;
 };
 

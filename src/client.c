@@ -141,10 +141,7 @@ static void client_free(void *arg)
 {
 	struct client *c = arg;
 	param_set_clear(&c->params);
-	if (c->scram) {
-		scram_server_free(c->scram);
-		free(c->scram);
-	}
+	login_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
