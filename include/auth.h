@@ -19,6 +19,8 @@
 /* Upper bound on the iteration count accepted from a server or for a new
  * verifier: PBKDF2 runs on the event loop, so a hostile count must not stall it. */
 #define SCRAM_MAX_ITERATIONS 10000000
+/* PostgreSQL's and PgBouncer's default for new verifiers. */
+#define SCRAM_DEFAULT_ITERATIONS 4096
 
 enum secret_kind { SECRET_PLAIN, SECRET_MD5, SECRET_SCRAM };
 enum secret_kind auth_secret_kind(const char *secret);
