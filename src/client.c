@@ -122,6 +122,7 @@ void client_close(struct client *c, const char *reason)
 	if (c->pool && c->pool->console)
 		admin_client_closed(c);
 	client_change_state(c, CL_CLOSED);
+	login_free(c);   /* also stops waiting for an auth_query answer */
 	if (s) {
 		s->client = NULL;
 		conn_unblock(&s->conn);

@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "auth_query.h"
 #include "cancel.h"
 #include "client.h"
 #include "crypto.h"
@@ -57,6 +58,8 @@ struct login_auth {
 	bool have_scram;
 	struct scram_server scram;
 	char *secret;            /* what the password is checked against; NULL: no such user */
+	bool secret_looked_up;   /* it came from auth_query */
+	struct auth_query_wait *wait;  /* while auth_query runs for this login */
 };
 
 /* The secret to check a user's password against, or NULL. */
@@ -71,6 +74,8 @@ void login_free(struct client *c)
 	struct login_auth *a = c->auth;
 	if (!a)
 		return;
+	if (a->wait)
+		auth_query_cancel(a->wait);
 	if (a->have_scram)
 		scram_server_free(&a->scram);
 	if (a->secret) {
@@ -295,6 +300,75 @@ static bool method_from_auth_type(struct client *c, enum auth_type t, enum login
 	return false;
 }
 
+/* Where auth_query runs for a client's database: its [databases] entry's
+ * own auth_user/auth_query/auth_dbname, else the main section's. */
+struct lookup_config {
+	const char *user, *query, *dbname;
+};
+
+/* False when no lookup applies (no auth_user, or the admin console, whose
+ * users must be in auth_file). */
+static bool lookup_config(const struct client *c, const struct config *cfg, struct lookup_config *out)
+{
+	const struct db_config *db = c->pool->console ? NULL : config_find_db_or_fallback(cfg, c->dbname);
+	if (!db)
+		return false;
+	out->user = db->auth_user ? db->auth_user : cfg->auth_user;
+	out->query = db->auth_query ? db->auth_query : cfg->auth_query;
+	out->dbname = db->auth_dbname ? db->auth_dbname : cfg->auth_dbname;
+	if (!out->dbname[0])
+		out->dbname = c->dbname;
+	return out->user[0] && out->query[0];
+}
+
+static void lookup_done(void *arg, enum auth_query_status st, const char *secret, const char *sqlstate,
+			const char *msg)
+{
+	struct client *c = arg;
+	if (c->state != CL_LOGIN || !c->auth)
+		return;
+	c->auth->wait = NULL;
+	switch (st) {
+	case AUTH_QUERY_FOUND:
+		c->auth->secret_looked_up = true;
+		ask_password(c, secret, config_current());
+		return;
+	case AUTH_QUERY_NOT_FOUND:
+		client_log(LOG_LVL_DEBUG, c, "auth_query found no secret");
+		ask_password(c, NULL, config_current());
+		return;
+	case AUTH_QUERY_FAILED:
+		client_fail(c, sqlstate, "%s", msg);
+		return;
+	}
+}
+
+static void start_lookup(struct client *c, const struct config *cfg, const struct lookup_config *lc)
+{
+	const char *sqlstate, *why;
+	struct pool *ap = pool_get(cfg, lc->dbname, lc->user, &sqlstate, &why);
+	if (!ap) {
+		client_fail(c, sqlstate, "auth_query cannot run: %s", why);
+		return;
+	}
+	struct auth_query_wait *w = auth_query_lookup(ap, lc->query, c->user, lookup_done, c);
+	if (w)   /* NULL: the answer came at once, lookup_done ran */
+		c->auth->wait = w;
+}
+
+/* The secret of a password method: auth_file's, or auth_query's for users
+ * that have none there. */
+static void find_secret(struct client *c, const struct config *cfg)
+{
+	const char *secret = user_secret(cfg, c->user);
+	struct lookup_config lc;
+	if ((!secret || !secret[0]) && lookup_config(c, cfg, &lc)) {
+		start_lookup(c, cfg, &lc);
+		return;
+	}
+	ask_password(c, secret, cfg);
+}
+
 static void start_auth(struct client *c, const struct config *cfg)
 {
 	if (c->pool->console && admin_trusts_peer(c)) {
@@ -325,7 +399,7 @@ static void start_auth(struct client *c, const struct config *cfg)
 	case LOGIN_PLAIN:
 	case LOGIN_MD5:
 	case LOGIN_SCRAM:
-		ask_password(c, user_secret(cfg, c->user), cfg);
+		find_secret(c, cfg);
 		return;
 	}
 }
@@ -364,13 +438,32 @@ static bool check_plain(const char *user, const char *secret, const char *given)
 	return false;
 }
 
+/* A secret auth_query gave for the user the pool logs in as is also the
+ * pool's server secret, when the configuration gives none: the same rule
+ * as for auth_file secrets. */
+static void remember_server_secret(struct client *c)
+{
+	struct login_auth *a = c->auth;
+	struct pool *p = c->pool;
+	if (!a->secret_looked_up || !a->secret || p->server_password || strcmp(p->server_user, c->user) != 0)
+		return;
+	if (p->looked_up_secret && strcmp(p->looked_up_secret, a->secret) == 0)
+		return;
+	if (p->looked_up_secret)
+		crypto_wipe(p->looked_up_secret, strlen(p->looked_up_secret));
+	free(p->looked_up_secret);
+	p->looked_up_secret = xstrdup(a->secret);
+	p->have_scram_keys = false;   /* they belonged to the old secret */
+}
+
 /* The client proved the verifier the pool logs in with: keep its keys so
  * server logins can use SCRAM pass-through (no plain password needed). */
 static void remember_scram_keys(struct client *c)
 {
 	struct pool *p = c->pool;
 	const char *secret = c->auth->secret;
-	if (!p || !secret || !p->server_password || strcmp(secret, p->server_password) != 0)
+	const char *server_secret = pool_server_secret(p);
+	if (!secret || !server_secret || strcmp(secret, server_secret) != 0)
 		return;
 	memcpy(p->scram_client_key, c->auth->scram.client_key, sizeof(p->scram_client_key));
 	memcpy(p->scram_server_key, c->auth->scram.secret.server_key, sizeof(p->scram_server_key));
@@ -412,6 +505,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
 	}
 	send_auth(c, PQ_AUTH_SASL_FINAL, out, out_len);
 	free(out);
+	remember_server_secret(c);
 	remember_scram_keys(c);
 	login_authenticated(c);
 }
@@ -436,6 +530,7 @@ static void handle_password(struct client *c, const uint8_t *body, size_t len)
 			auth_failed(c);
 			return;
 		}
+		remember_server_secret(c);
 		login_authenticated(c);
 		return;
 	}

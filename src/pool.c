@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "crypto.h"
 #include "log.h"
 #include "loop.h"
 #include "reload.h"
@@ -107,6 +108,7 @@ static struct pool *pool_new(const char *db, const char *user)
 		list_init(&p->clients[i]);
 	for (int i = 0; i < SV_STATE_COUNT; i++)
 		list_init(&p->servers[i]);
+	list_init(&p->waiters);
 	p->paused = pool_all_paused() || pool_db_paused(db);
 	p->disabled = pool_db_disabled(db);
 	return p;
@@ -253,7 +255,8 @@ static void pool_launch_for_waiters(struct pool *p)
 {
 	if (p->console || p->paused || suspended)
 		return;
-	int want = p->n_clients[CL_WAITING] + (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
+	int want = p->n_clients[CL_WAITING] + p->n_waiters +
+		   (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
 	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
 	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
 		if (!server_launch(p))
@@ -282,6 +285,14 @@ static void pool_schedule(struct pool *p)
 {
 	if (exiting || p->console || p->paused || suspended)
 		return;
+	while (p->n_waiters > 0 && p->n_servers[SV_IDLE] > 0) {
+		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
+		struct pool_waiter *w = list_entry(list_first(&p->waiters), struct pool_waiter, node);
+		list_del(&w->node);
+		p->n_waiters--;
+		server_change_state(s, SV_TESTED);
+		w->got_server(w, s);
+	}
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
 		if (server_needs_check(s)) {
@@ -294,8 +305,43 @@ static void pool_schedule(struct pool *p)
 		struct client *c = list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
 		client_link(c, s);
 	}
-	if (p->n_clients[CL_WAITING] > 0 || (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
+	if (p->n_clients[CL_WAITING] > 0 || p->n_waiters > 0 ||
+	    (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
 		pool_launch_for_waiters(p);
+}
+
+void pool_wait_for_server(struct pool *p, struct pool_waiter *w)
+{
+	/* Within server_login_retry of a failed login and nothing to use:
+	 * say why now instead of leaving the waiter hanging until the retry. */
+	if (pool_retry_wait(p) && p->last_error && pool_total_servers(p) == 0) {
+		w->failed(w, p->last_sqlstate, p->last_error);
+		return;
+	}
+	list_add_tail(&p->waiters, &w->node);
+	p->n_waiters++;
+	pool_schedule(p);
+}
+
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
+{
+	list_del(&w->node);
+	p->n_waiters--;
+}
+
+const char *pool_server_secret(const struct pool *p)
+{
+	return p->server_password ? p->server_password : p->looked_up_secret;
+}
+
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg)
+{
+	while (!list_empty(&p->waiters)) {
+		struct pool_waiter *w = list_entry(list_first(&p->waiters), struct pool_waiter, node);
+		list_del(&w->node);
+		p->n_waiters--;
+		w->failed(w, sqlstate, msg);
+	}
 }
 
 void pool_request_server(struct pool *p, struct client *c)
@@ -374,6 +420,7 @@ void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *
 	 * for a retry (or query_wait_timeout). */
 	if (pool_total_servers(p) > p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN])
 		return;
+	fail_waiters(p, sqlstate, msg);
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
 		client_fail(list_entry(n, struct client, node), sqlstate, "%s", msg);
@@ -526,6 +573,10 @@ static void pool_free(struct pool *p)
 	free(p->startup_timezone);
 	free(p->startup_appname);
 	free(p->last_error);
+	if (p->looked_up_secret)
+		crypto_wipe(p->looked_up_secret, strlen(p->looked_up_secret));
+	free(p->looked_up_secret);
+	crypto_wipe(p->scram_client_key, sizeof(p->scram_client_key));
 	free(p);
 }
 
@@ -543,6 +594,7 @@ void pool_free_all(void)
 	}
 	while (!list_empty(&pools)) {
 		struct pool *p = list_entry(list_first(&pools), struct pool, node);
+		fail_waiters(p, "57P01", "tidepool is exiting");
 		for (int st = 0; st < CL_STATE_COUNT; st++)
 			while (!list_empty(&p->clients[st]))
 				client_close(list_entry(list_first(&p->clients[st]), struct client, node), "exiting");

@@ -752,7 +752,7 @@ static void test_key_table(void)
 		" logfile pidfile syslog syslog_ident syslog_facility log_connections"
 		" log_disconnections log_pooler_errors verbose listen_addr listen_port"
 		" unix_socket_dir unix_socket_mode listen_backlog tcp_keepalive tcp_keepcnt"
-		" tcp_keepidle tcp_keepintvl auth_type auth_file auth_hba_file admin_users stats_users pool_mode"
+		" tcp_keepidle tcp_keepintvl auth_type auth_file auth_hba_file auth_user auth_query auth_dbname admin_users stats_users pool_mode"
 		" max_client_conn default_pool_size min_pool_size reserve_pool_size"
 		" reserve_pool_timeout max_db_connections max_user_connections"
 		" ignore_startup_parameters track_extra_parameters server_reset_query"
