@@ -63,6 +63,8 @@ static int first_set(int a, int b, int c)
 	return a >= 0 ? a : b >= 0 ? b : c;
 }
 
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg);
+
 /* Resolves the pool's settings from a snapshot: user > database > global. */
 static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
 {
@@ -165,6 +167,7 @@ void pool_apply_config(const struct config *cfg)
 		const struct db_config *dbc = find_db(cfg, p->db_name);
 		if (!dbc) {
 			p->stale = true;
+			fail_waiters(p, "08P01", "database configuration changed");
 			continue;
 		}
 		char *old_host = p->server_host ? xstrdup(p->server_host) : NULL;
