@@ -19,6 +19,8 @@
 /* Upper bound on the iteration count accepted from a server or for a new
  * verifier: PBKDF2 runs on the event loop, so a hostile count must not stall it. */
 #define SCRAM_MAX_ITERATIONS 10000000
+/* PostgreSQL's and PgBouncer's default for new verifiers. */
+#define SCRAM_DEFAULT_ITERATIONS 4096
 
 enum secret_kind { SECRET_PLAIN, SECRET_MD5, SECRET_SCRAM };
 enum secret_kind auth_secret_kind(const char *secret);
@@ -91,6 +93,12 @@ struct scram_server {
 };
 /* secret: plain password or SCRAM verifier. False if unusable (md5 secret). */
 bool scram_server_init(struct scram_server *ss, const char *secret, int iterations);
+/* A stand-in for a user without a secret (unknown, or no row from
+ * auth_query), so the exchange looks like a real one: the salt is derived
+ * from key and the user name, so it is the same on every attempt as a real
+ * user's is, and the keys are random, so no proof ever matches. */
+void scram_server_init_mock(struct scram_server *ss, const char *user, const uint8_t key[SCRAM_KEY_LEN],
+			    int iterations);
 void scram_server_free(struct scram_server *ss);
 /* Consumes the SASLInitialResponse data (client-first-message); returns the
  * server-first-message, malloc'd, or NULL on a malformed message. */

@@ -11,7 +11,7 @@
 #include "params.h"
 #include "pool.h"
 
-struct scram_server;
+struct login_auth;
 
 struct client {
 	struct conn conn;
@@ -36,10 +36,7 @@ struct client {
 	bool ps_track;                  /* named prepared statements are rewritten */
 	bool ps_hold;                   /* scanning waits for the server to answer everything */
 	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
-	/* authentication */
-	int auth_phase;
-	uint8_t md5_salt[4];
-	struct scram_server *scram;
+	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;
 };
 

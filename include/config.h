@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hba;
+
 /* Durations are kept in microseconds. */
 typedef int64_t usec_t;
 #define USEC_PER_SEC ((usec_t)1000000)
@@ -199,6 +201,7 @@ struct config {
 	size_t n_peers;
 	struct auth_entry **auth;     /* from auth_file, sorted by user for lookup */
 	size_t n_auth;
+	struct hba *hba;              /* auth_hba_file's rules when auth_type = hba, else NULL */
 
 	/* owned copies of file names referenced by db/user entries */
 	char **files;

@@ -40,6 +40,18 @@ struct pool_param {
 	char *name, *value;
 };
 
+/* Something other than a client that needs one of the pool's servers for a
+ * moment (an auth_query lookup). It is served before waiting clients: it
+ * stands for clients still logging in. got_server receives an idle server
+ * already moved to SV_TESTED; the waiter gives it back with
+ * pool_server_ready() or closes it. failed runs when no server could be
+ * had (the server's login error). Either call ends the wait. */
+struct pool_waiter {
+	struct list_node node;
+	void (*got_server)(struct pool_waiter *w, struct server *s);
+	void (*failed)(struct pool_waiter *w, const char *sqlstate, const char *msg);
+};
+
 struct pool {
 	struct list_node node;         /* in the global pool list */
 	char *db_name;                 /* as the client asked */
@@ -82,8 +94,15 @@ struct pool {
 	bool paused;                   /* admin PAUSE/KILL: no assignments, released servers close */
 	bool disabled;                 /* admin DISABLE: no new clients (mirrors the database's flag) */
 
+	struct list_node waiters;      /* struct pool_waiter, first come first served */
+	int n_waiters;
+	/* The secret of server_user that auth_query gave at a successful login,
+	 * for server logins when the configuration has none (server_password
+	 * wins). Kept across reloads: it came from the database, not the file. */
+	char *looked_up_secret;
+
 	/* SCRAM pass-through: keys proven by a client against the same verifier
-	 * that the pool would log in with (server_password). */
+	 * that the pool would log in with (server_password or looked_up_secret). */
 	bool have_scram_keys;
 	uint8_t scram_client_key[32], scram_server_key[32];
 
@@ -114,6 +133,13 @@ void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *
 void pool_server_gone(struct pool *p);                        /* a server closed */
 void pool_welcome_ready(struct pool *p);                      /* login waiters may go on */
 void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n);
+
+/* w waits for a server of p (see struct pool_waiter); may call back at once. */
+void pool_wait_for_server(struct pool *p, struct pool_waiter *w);
+/* w no longer wants a server. */
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w);
+/* The secret server logins of p use: server_password, else looked_up_secret. */
+const char *pool_server_secret(const struct pool *p);
 
 /* Counts and walks for SHOW, metrics, limits. */
 int pool_total_servers(const struct pool *p);

@@ -129,9 +129,22 @@ void proto_write_terminate(struct proto_writer *w);
 void proto_write_cancel_request(struct proto_writer *w, uint32_t pid, uint32_t key);
 void proto_write_negotiate_version(struct proto_writer *w, uint32_t newest_minor,
 				   const char *const *unknown_opts, size_t n_unknown);
+/* Extended query protocol, as the pooler's own lookups use it: Parse of an
+ * unnamed statement with parameter types left to the server, Bind of the
+ * unnamed portal with text parameters (NULL values are SQL NULL) and text
+ * results, Execute of all rows, Sync. */
+void proto_write_parse(struct proto_writer *w, const char *sql, uint16_t n_params);
+void proto_write_bind_text(struct proto_writer *w, const char *const *values, uint16_t n);
+void proto_write_execute(struct proto_writer *w);
+void proto_write_sync(struct proto_writer *w);
 /* Startup packet with protocol 3.0 and NULL-terminated name/value arrays. */
 void proto_write_startup(struct proto_writer *w, const char *const *names, const char *const *values,
 			 size_t n);
+
+/* Column idx of a DataRow body: OK with *val and *val_len set (*val NULL for SQL
+ * NULL), ERROR if the row is malformed or has no such column. */
+enum proto_result proto_data_row_column(const uint8_t *body, size_t len, uint16_t idx,
+					const uint8_t **val, uint32_t *val_len);
 
 /* Appends value as a SQL string literal ('...' with quotes doubled, E'...'
  * with backslashes doubled when it contains any) into out. False if it does

@@ -18,6 +18,18 @@ struct server;
 
 typedef void (*server_query_done_fn)(struct server *s, bool ok);
 
+/* A request the pooler makes for itself and reads the answer of (the
+ * auth_query lookup). Rows and errors are shown to the owner as they come;
+ * done runs at the last ReadyForQuery expected, with the server still in
+ * SV_TESTED for the owner to give back (pool_server_ready) or close; lost
+ * runs instead if the server closes first. */
+struct server_request_ops {
+	void (*row)(void *arg, const uint8_t *body, size_t len);
+	void (*error)(void *arg, const uint8_t *body, size_t len);
+	void (*done)(struct server *s, void *arg);
+	void (*lost)(void *arg, const char *why);
+};
+
 struct server {
 	struct conn conn;
 	struct list_node node;
@@ -42,6 +54,9 @@ struct server {
 	bool internal_for_client;        /* ParameterStatus updates go to the client's wants too */
 	bool internal_failed;
 	server_query_done_fn internal_done;
+	const struct server_request_ops *request;  /* set while a request of the pooler runs */
+	void *request_arg;
+	unsigned request_ready_left;     /* ReadyForQuery messages still to come */
 	/* login */
 	struct scram_client *scram;
 	int auth_phase;
@@ -65,6 +80,11 @@ void server_link(struct server *s, struct client *c);
 void server_release(struct server *s, bool client_left);
 /* Runs sql as an internal query; done(s, ok) when its ReadyForQuery arrives. */
 void server_run_internal(struct server *s, const char *sql, bool for_client, server_query_done_fn done);
+/* Sends msgs (complete messages, expecting n_ready ReadyForQuery answers)
+ * on an idle server of the caller's, which moves to SV_TESTED; see struct
+ * server_request_ops. */
+void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
+			const struct server_request_ops *ops, void *arg);
 void server_close(struct server *s, const char *reason);
 void server_change_state(struct server *s, enum server_state st);
 /* Continue processing buffered input. */

@@ -451,6 +451,19 @@ bool scram_server_init(struct scram_server *ss, const char *secret, int iteratio
 	return false;
 }
 
+void scram_server_init_mock(struct scram_server *ss, const char *user, const uint8_t key[SCRAM_KEY_LEN],
+			    int iterations)
+{
+	uint8_t mac[SCRAM_KEY_LEN];
+	memset(ss, 0, sizeof(*ss));
+	ss->secret.iterations = iterations >= 1 && iterations <= SCRAM_MAX_ITERATIONS ? iterations : 4096;
+	crypto_hmac_sha256(key, SCRAM_KEY_LEN, user, strlen(user), mac);
+	memcpy(ss->secret.salt, mac, SCRAM_SALT_LEN);
+	ss->secret.salt_len = SCRAM_SALT_LEN;
+	crypto_random(ss->secret.stored_key, SCRAM_KEY_LEN);
+	crypto_random(ss->secret.server_key, SCRAM_KEY_LEN);
+}
+
 void scram_server_free(struct scram_server *ss)
 {
 	free(ss->client_first_bare);

@@ -123,6 +123,7 @@ void client_close(struct client *c, const char *reason)
 	if (c->pool && c->pool->console)
 		admin_client_closed(c);
 	client_change_state(c, CL_CLOSED);
+	login_free(c);   /* also stops waiting for an auth_query answer */
 	if (s) {
 		s->client = NULL;
 		conn_unblock(&s->conn);
@@ -143,10 +144,7 @@ static void client_free(void *arg)
 {
 	struct client *c = arg;
 	param_set_clear(&c->params);
-	if (c->scram) {
-		scram_server_free(c->scram);
-		free(c->scram);
-	}
+	login_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);

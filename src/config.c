@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hba.h"
 #include "pq.h"
 #include "util.h"
 
@@ -110,16 +111,16 @@ static const struct key_def main_keys[] = {
 	      "users allowed to run every admin console command (comma separated)"),
 	K_BOOL(application_name_add_host, "0", RL, NI,
 	       "append the client's address and port to application_name"),
-	K_STR(auth_dbname, "", RL, NI, "database auth_query runs in"),
+	K_STR(auth_dbname, "", RL, IM, "database auth_query runs in"),
 	K_PATH(auth_file, RL, IM, "userlist.txt-format file with user names and secrets"),
-	K_PATH(auth_hba_file, RL, NI, "pg_hba.conf-format file used when auth_type = hba"),
+	K_PATH(auth_hba_file, RL, IM, "pg_hba.conf-format file used when auth_type = hba"),
 	K_PATH(auth_ident_file, RL, NI, "pg_ident.conf-format user name map for hba"),
 	K_STR(auth_ldap_options, "", RL, NI, "default LDAP options for hba ldap lines"),
 	K_STR(auth_query, "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL "
-	      "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin", RL, NI,
+	      "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin", RL, IM,
 	      "query that looks up a user's secret on the server for users not in auth_file"),
 	KEY(auth_type, KT_AUTH_TYPE, "md5", 0, 0, RL, IM, "how clients prove who they are"),
-	K_STR(auth_user, "", RL, NI, "user that runs auth_query"),
+	K_STR(auth_user, "", RL, IM, "user that runs auth_query"),
 	K_SECS(autodb_idle_timeout, "3600", RL, NI,
 	       "seconds after which unused pools made from the \"*\" entry are dropped"),
 	K_SECS(cancel_wait_timeout, "10", RL, IM,
@@ -1162,6 +1163,24 @@ static void load_auth_file(struct loader *ld)
 	sort_auth(ld->cfg);
 }
 
+/* ---- auth_hba_file ---- */
+
+static void hba_error_cb(void *arg, const char *file, int line, const char *msg)
+{
+	error_at(arg, file, line, "%s", msg);
+}
+
+/* Only read when auth_type = hba, as PgBouncer does: a file that is not
+ * used cannot keep tidepool from starting. */
+static void load_hba_file(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	if (cfg->auth_type != AUTH_TYPE_HBA || !cfg->auth_hba_file[0])
+		return;
+	cfg->hba = hba_load(cfg->auth_hba_file, hba_error_cb, ld);
+}
+
 /* ---- snapshot life ---- */
 
 /* Checks that span several keys, once everything is read. */
@@ -1206,6 +1225,7 @@ struct config *config_load(const char *path, struct config_errors *errs, config_
 	if (ld.n_errors == 0)
 		validate(&ld);
 	load_auth_file(&ld);
+	load_hba_file(&ld);
 	config_errors_free(&ignored);
 	if (ld.n_errors > 0) {
 		config_free(ld.cfg);
@@ -1381,6 +1401,7 @@ void config_free(struct config *cfg)
 	free(cfg->peers);
 	free(cfg->auth);
 	free(cfg->files);
+	hba_free(cfg->hba);
 	free(cfg);
 }
 

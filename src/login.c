@@ -1,17 +1,32 @@
 /* login: the startup phase of a client (see login.h). Every packet is held
  * whole before it is parsed, and its declared length is checked against
- * PostgreSQL's limit before any buffer grows for it. */
+ * PostgreSQL's limit before any buffer grows for it.
+ *
+ * Owns struct login_auth, a client's authentication state, allocated when
+ * its startup packet is accepted and freed once it is authenticated (an
+ * idle client carries none of it). The method comes from auth_type or, with
+ * auth_type = hba, from the first matching line of auth_hba_file; the secret
+ * is copied when the exchange starts, so a reload in the middle of it
+ * cannot change what the password is checked against. A user without a
+ * secret goes through the same exchange as any other and fails at the end
+ * with the same error as a wrong password. */
 #include "login.h"
 
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "auth.h"
+#include "auth_query.h"
 #include "cancel.h"
 #include "client.h"
 #include "crypto.h"
+#include "hba.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
@@ -25,11 +40,51 @@ enum auth_phase {
 	AUTH_PHASE_SASL_CONT,
 };
 
+/* How a login is checked: from auth_type, or from the hba line. */
+enum login_method {
+	LOGIN_TRUST,
+	LOGIN_PLAIN,
+	LOGIN_MD5,
+	LOGIN_SCRAM,
+	LOGIN_PEER,
+	LOGIN_CERT,
+	LOGIN_REJECT,
+};
+
+struct login_auth {
+	enum auth_phase phase;
+	enum login_method method;
+	uint8_t md5_salt[4];
+	bool have_scram;
+	struct scram_server scram;
+	char *secret;            /* what the password is checked against; NULL: no such user */
+	bool secret_looked_up;   /* it came from auth_query */
+	struct auth_query_wait *wait;  /* while auth_query runs for this login */
+};
+
 /* The secret to check a user's password against, or NULL. */
 static const char *user_secret(const struct config *cfg, const char *user)
 {
 	const struct auth_entry *e = config_find_auth(cfg, user);
 	return e ? e->secret : NULL;
+}
+
+void login_free(struct client *c)
+{
+	struct login_auth *a = c->auth;
+	if (!a)
+		return;
+	if (a->wait)
+		auth_query_cancel(a->wait);
+	if (a->have_scram)
+		scram_server_free(&a->scram);
+	if (a->secret) {
+		crypto_wipe(a->secret, strlen(a->secret));
+		free(a->secret);
+	}
+	crypto_wipe(a, sizeof(*a));
+	free(a);
+	c->auth = NULL;
 }
 
 static void send_auth(struct client *c, uint32_t code, const void *data, size_t n)
@@ -52,7 +107,7 @@ static void auth_failed(struct client *c)
 /* Authentication passed: join the pool. */
 static void login_authenticated(struct client *c)
 {
-	c->auth_phase = AUTH_PHASE_NONE;
+	login_free(c);
 	const struct config *cfg = config_current();
 	if (cfg->log_connections)
 		client_log(LOG_LVL_INFO, c, "login attempt: db=%s user=%s", c->dbname, c->user);
@@ -71,57 +126,280 @@ static void login_authenticated(struct client *c)
 	pool_welcome_ready(p);
 }
 
+/* Random per process: the salt of a made-up SCRAM verifier (see
+ * scram_server_init_mock) stays the same for a user while tidepool runs. */
+static const uint8_t *mock_key(void)
+{
+	static uint8_t key[SCRAM_KEY_LEN];
+	static bool ready;
+	if (!ready) {
+		crypto_random(key, sizeof(key));
+		ready = true;
+	}
+	return key;
+}
+
+/* secret NULL: no such user; the exchange runs against a made-up verifier. */
 static void start_sasl(struct client *c, const char *secret, int iterations)
 {
-	c->scram = xcalloc(1, sizeof(*c->scram));
-	if (!scram_server_init(c->scram, secret, iterations)) {
+	struct login_auth *a = c->auth;
+	if (!secret) {
+		scram_server_init_mock(&a->scram, c->user, mock_key(), iterations);
+	} else if (!scram_server_init(&a->scram, secret, iterations)) {
 		client_fail(c, "28000", "SCRAM authentication is not possible with this user's secret");
 		return;
 	}
+	a->have_scram = true;
 	static const char mechs[] = "SCRAM-SHA-256\0";
 	send_auth(c, PQ_AUTH_SASL, mechs, sizeof(mechs));
-	c->auth_phase = AUTH_PHASE_SASL_INIT;
+	a->phase = AUTH_PHASE_SASL_INIT;
 }
 
-static void start_auth(struct client *c, const struct config *cfg)
+/* Host name as PostgreSQL prints it in hba errors. */
+static const char *hba_host(const struct client *c)
 {
-	const char *secret = user_secret(cfg, c->user);
-	enum auth_type t = cfg->auth_type;
-	if (c->pool->console && admin_trusts_peer(c)) {
-		login_authenticated(c);
+	return c->is_unix ? "[local]" : c->addr;
+}
+
+/* Peer authentication: the OS user at the other end of the unix socket
+ * must be the user asked for. getpwuid_r reads the local user database;
+ * PostgreSQL does the same in its backends. */
+static void check_peer(struct client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pw, *found = NULL;
+	char buf[1024];
+	if (!c->is_unix || getsockopt(c->conn.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		client_fail(c, "28000", "peer authentication is only supported on local sockets");
 		return;
 	}
-	switch (t) {
-	case AUTH_TYPE_TRUST:
-	case AUTH_TYPE_ANY:
-		login_authenticated(c);
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) != 0 || !found) {
+		client_log(LOG_LVL_INFO, c, "peer authentication: no local user with uid %ld", (long)cred.uid);
+		client_fail(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
 		return;
-	case AUTH_TYPE_PLAIN:
+	}
+	if (strcmp(found->pw_name, c->user) != 0) {
+		client_log(LOG_LVL_INFO, c, "peer authentication: provided user name (%s) and authenticated user name (%s) do not match",
+			   c->user, found->pw_name);
+		client_fail(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
+		return;
+	}
+	login_authenticated(c);
+}
+
+/* The one place where a client certificate is checked (auth_type = cert,
+ * or an hba "cert" line). Needs the TLS connection and its verified
+ * certificate, which the TLS work provides; until then every such login is
+ * refused with a message that says why. */
+static void login_check_client_cert(struct client *c)
+{
+	client_fail(c, "28000", "certificate authentication for user \"%s\" needs a TLS connection with a client certificate",
+		    c->user);
+}
+
+/* Asks for the password the method wants; secret NULL means no such user. */
+static void ask_password(struct client *c, const char *secret, const struct config *cfg)
+{
+	struct login_auth *a = c->auth;
+	a->secret = secret ? xstrdup(secret) : NULL;
+	switch (a->method) {
+	case LOGIN_PLAIN:
 		send_auth(c, PQ_AUTH_CLEARTEXT, NULL, 0);
-		c->auth_phase = AUTH_PHASE_CLEARTEXT;
+		a->phase = AUTH_PHASE_CLEARTEXT;
 		return;
-	case AUTH_TYPE_MD5:
-		if (secret && auth_secret_kind(secret) == SECRET_SCRAM) {
+	case LOGIN_MD5:
+		/* As PostgreSQL: SCRAM for a SCRAM secret, and for a user without
+		 * one too (the likelier kind since PostgreSQL 14), so the method
+		 * asked for says nothing about whether the user exists. */
+		if (!secret || auth_secret_kind(secret) == SECRET_SCRAM) {
 			start_sasl(c, secret, cfg->scram_iterations);
 			return;
 		}
-		crypto_random(c->md5_salt, sizeof(c->md5_salt));
-		send_auth(c, PQ_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt));
-		c->auth_phase = AUTH_PHASE_MD5;
+		crypto_random(a->md5_salt, sizeof(a->md5_salt));
+		send_auth(c, PQ_AUTH_MD5, a->md5_salt, sizeof(a->md5_salt));
+		a->phase = AUTH_PHASE_MD5;
 		return;
-	case AUTH_TYPE_SCRAM_SHA_256:
+	case LOGIN_SCRAM:
 		if (secret && auth_secret_kind(secret) == SECRET_MD5) {
 			client_fail(c, "28000", "user \"%s\" has an md5 secret; SCRAM is not possible", c->user);
 			return;
 		}
-		start_sasl(c, secret ? secret : "", cfg->scram_iterations);
+		start_sasl(c, secret, cfg->scram_iterations);
 		return;
+	case LOGIN_TRUST:
+	case LOGIN_PEER:
+	case LOGIN_CERT:
+	case LOGIN_REJECT:
+		client_fail(c, "08P01", "internal error: no password for this method");
+		return;
+	}
+}
+
+static enum login_method method_of_hba(enum hba_method m)
+{
+	switch (m) {
+	case HBA_TRUST: return LOGIN_TRUST;
+	case HBA_REJECT: return LOGIN_REJECT;
+	case HBA_MD5: return LOGIN_MD5;
+	case HBA_SCRAM: return LOGIN_SCRAM;
+	case HBA_PASSWORD: return LOGIN_PLAIN;
+	case HBA_PEER: return LOGIN_PEER;
+	case HBA_CERT: return LOGIN_CERT;
+	}
+	return LOGIN_REJECT;
+}
+
+/* The method for c from auth_hba_file; false after failing the client. */
+static bool method_from_hba(struct client *c, const struct config *cfg, enum login_method *out)
+{
+	struct hba_request req = {
+		.is_unix = c->is_unix,
+		.addr = c->is_unix ? NULL : &c->conn.addr.sa,
+		.tls = false,   /* the TLS work sets this from the client connection */
+		.database = c->dbname,
+		.user = c->user,
+	};
+	struct hba_result r;
+	if (!hba_match(cfg->hba, &req, &r)) {
+		client_fail(c, "28000", "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", no encryption",
+			    hba_host(c), c->user, c->dbname);
+		return false;
+	}
+	client_log(LOG_LVL_DEBUG, c, "%s:%d: hba method %s", r.file, r.line, hba_method_name(r.method));
+	*out = method_of_hba(r.method);
+	return true;
+}
+
+/* The method for c from auth_type; false after failing the client. */
+static bool method_from_auth_type(struct client *c, enum auth_type t, enum login_method *out)
+{
+	switch (t) {
+	case AUTH_TYPE_TRUST:
+	case AUTH_TYPE_ANY:
+		*out = LOGIN_TRUST;
+		return true;
+	case AUTH_TYPE_PLAIN:
+		*out = LOGIN_PLAIN;
+		return true;
+	case AUTH_TYPE_MD5:
+		*out = LOGIN_MD5;
+		return true;
+	case AUTH_TYPE_SCRAM_SHA_256:
+		*out = LOGIN_SCRAM;
+		return true;
 	case AUTH_TYPE_CERT:
+		*out = LOGIN_CERT;
+		return true;
 	case AUTH_TYPE_HBA:
 	case AUTH_TYPE_PAM:
 	case AUTH_TYPE_LDAP:
-		client_fail(c, "28000", "auth_type %s is not supported yet",
-			    t == AUTH_TYPE_HBA ? "hba" : t == AUTH_TYPE_CERT ? "cert" : t == AUTH_TYPE_PAM ? "pam" : "ldap");
+		break;
+	}
+	client_fail(c, "28000", "auth_type %s is not supported yet", config_auth_type_name(t));
+	return false;
+}
+
+/* Where auth_query runs for a client's database: its [databases] entry's
+ * own auth_user/auth_query/auth_dbname, else the main section's. */
+struct lookup_config {
+	const char *user, *query, *dbname;
+};
+
+/* False when no lookup applies (no auth_user, or the admin console, whose
+ * users must be in auth_file). */
+static bool lookup_config(const struct client *c, const struct config *cfg, struct lookup_config *out)
+{
+	const struct db_config *db = c->pool->console ? NULL : config_find_db_or_fallback(cfg, c->dbname);
+	if (!db)
+		return false;
+	out->user = db->auth_user ? db->auth_user : cfg->auth_user;
+	out->query = db->auth_query ? db->auth_query : cfg->auth_query;
+	out->dbname = db->auth_dbname ? db->auth_dbname : cfg->auth_dbname;
+	if (!out->dbname[0])
+		out->dbname = c->dbname;
+	return out->user[0] && out->query[0];
+}
+
+static void lookup_done(void *arg, enum auth_query_status st, const char *secret, const char *sqlstate,
+			const char *msg)
+{
+	struct client *c = arg;
+	if (c->state != CL_LOGIN || !c->auth)
+		return;
+	c->auth->wait = NULL;
+	switch (st) {
+	case AUTH_QUERY_FOUND:
+		c->auth->secret_looked_up = true;
+		ask_password(c, secret, config_current());
+		return;
+	case AUTH_QUERY_NOT_FOUND:
+		client_log(LOG_LVL_DEBUG, c, "auth_query found no secret");
+		ask_password(c, NULL, config_current());
+		return;
+	case AUTH_QUERY_FAILED:
+		client_fail(c, sqlstate, "%s", msg);
+		return;
+	}
+}
+
+static void start_lookup(struct client *c, const struct config *cfg, const struct lookup_config *lc)
+{
+	const char *sqlstate, *why;
+	struct pool *ap = pool_get(cfg, lc->dbname, lc->user, &sqlstate, &why);
+	if (!ap) {
+		client_fail(c, sqlstate, "auth_query cannot run: %s", why);
+		return;
+	}
+	struct auth_query_wait *w = auth_query_lookup(ap, lc->query, c->user, lookup_done, c);
+	if (w)   /* NULL: the answer came at once, lookup_done ran */
+		c->auth->wait = w;
+}
+
+/* The secret of a password method: auth_file's, or auth_query's for users
+ * that have none there. */
+static void find_secret(struct client *c, const struct config *cfg)
+{
+	const char *secret = user_secret(cfg, c->user);
+	struct lookup_config lc;
+	if ((!secret || !secret[0]) && lookup_config(c, cfg, &lc)) {
+		start_lookup(c, cfg, &lc);
+		return;
+	}
+	ask_password(c, secret, cfg);
+}
+
+static void start_auth(struct client *c, const struct config *cfg)
+{
+	if (c->pool->console && admin_trusts_peer(c)) {
+		login_authenticated(c);
+		return;
+	}
+	c->auth = xcalloc(1, sizeof(*c->auth));
+	enum login_method m;
+	bool ok = cfg->auth_type == AUTH_TYPE_HBA ? method_from_hba(c, cfg, &m)
+		  : method_from_auth_type(c, cfg->auth_type, &m);
+	if (!ok)
+		return;
+	c->auth->method = m;
+	switch (m) {
+	case LOGIN_TRUST:
+		login_authenticated(c);
+		return;
+	case LOGIN_REJECT:
+		client_fail(c, "28000", "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", no encryption",
+			    hba_host(c), c->user, c->dbname);
+		return;
+	case LOGIN_PEER:
+		check_peer(c);
+		return;
+	case LOGIN_CERT:
+		login_check_client_cert(c);
+		return;
+	case LOGIN_PLAIN:
+	case LOGIN_MD5:
+	case LOGIN_SCRAM:
+		find_secret(c, cfg);
 		return;
 	}
 }
@@ -160,27 +438,47 @@ static bool check_plain(const char *user, const char *secret, const char *given)
 	return false;
 }
 
+/* A secret auth_query gave for the user the pool logs in as is also the
+ * pool's server secret, when the configuration gives none: the same rule
+ * as for auth_file secrets. */
+static void remember_server_secret(struct client *c)
+{
+	struct login_auth *a = c->auth;
+	struct pool *p = c->pool;
+	if (!a->secret_looked_up || !a->secret || p->server_password || strcmp(p->server_user, c->user) != 0)
+		return;
+	if (p->looked_up_secret && strcmp(p->looked_up_secret, a->secret) == 0)
+		return;
+	if (p->looked_up_secret)
+		crypto_wipe(p->looked_up_secret, strlen(p->looked_up_secret));
+	free(p->looked_up_secret);
+	p->looked_up_secret = xstrdup(a->secret);
+	p->have_scram_keys = false;   /* they belonged to the old secret */
+}
+
 /* The client proved the verifier the pool logs in with: keep its keys so
  * server logins can use SCRAM pass-through (no plain password needed). */
 static void remember_scram_keys(struct client *c)
 {
 	struct pool *p = c->pool;
-	const char *secret = user_secret(config_current(), c->user);
-	if (!p || !secret || !p->server_password || strcmp(secret, p->server_password) != 0)
+	const char *secret = c->auth->secret;
+	const char *server_secret = pool_server_secret(p);
+	if (!secret || !server_secret || strcmp(secret, server_secret) != 0)
 		return;
-	memcpy(p->scram_client_key, c->scram->client_key, sizeof(p->scram_client_key));
-	memcpy(p->scram_server_key, c->scram->secret.server_key, sizeof(p->scram_server_key));
+	memcpy(p->scram_client_key, c->auth->scram.client_key, sizeof(p->scram_client_key));
+	memcpy(p->scram_server_key, c->auth->scram.secret.server_key, sizeof(p->scram_server_key));
 	p->have_scram_keys = true;
 }
 
 static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
 {
+	struct login_auth *a = c->auth;
 	struct proto_reader r;
 	proto_reader_init(&r, body, len);
 	size_t out_len = 0;
 	char *out;
 	const char *err = "malformed SCRAM message";
-	if (c->auth_phase == AUTH_PHASE_SASL_INIT) {
+	if (a->phase == AUTH_PHASE_SASL_INIT) {
 		const char *mech = proto_get_string(&r);
 		uint32_t n = proto_get_int32(&r);
 		const uint8_t *data = r.err || n > proto_remaining(&r) ? NULL : proto_get_bytes(&r, n);
@@ -188,33 +486,34 @@ static void handle_sasl(struct client *c, const uint8_t *body, size_t len)
 			client_fail(c, "08P01", "invalid SASL initial response");
 			return;
 		}
-		out = scram_server_first(c->scram, (const char *)data, n, &out_len);
+		out = scram_server_first(&a->scram, (const char *)data, n, &out_len);
 		if (!out) {
 			client_fail(c, "08P01", "malformed SCRAM client-first-message");
 			return;
 		}
 		send_auth(c, PQ_AUTH_SASL_CONTINUE, out, out_len);
 		free(out);
-		c->auth_phase = AUTH_PHASE_SASL_CONT;
+		a->phase = AUTH_PHASE_SASL_CONT;
 		return;
 	}
-	out = scram_server_final(c->scram, (const char *)body, len, &out_len, &err);
+	out = scram_server_final(&a->scram, (const char *)body, len, &out_len, &err);
 	if (!out) {
-		client_log(LOG_LVL_INFO, c, "SCRAM authentication failed: %s", err);
+		client_log(LOG_LVL_INFO, c, "SCRAM authentication failed: %s%s", err,
+			   a->secret ? "" : " (no secret for this user)");
 		auth_failed(c);
 		return;
 	}
 	send_auth(c, PQ_AUTH_SASL_FINAL, out, out_len);
 	free(out);
+	remember_server_secret(c);
 	remember_scram_keys(c);
 	login_authenticated(c);
 }
 
 static void handle_password(struct client *c, const uint8_t *body, size_t len)
 {
-	const struct config *cfg = config_current();
-	const char *secret = user_secret(cfg, c->user);
-	switch (c->auth_phase) {
+	struct login_auth *a = c->auth;
+	switch (a ? a->phase : AUTH_PHASE_NONE) {
 	case AUTH_PHASE_CLEARTEXT:
 	case AUTH_PHASE_MD5: {
 		if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1) {
@@ -222,13 +521,16 @@ static void handle_password(struct client *c, const uint8_t *body, size_t len)
 			return;
 		}
 		const char *given = (const char *)body;
-		bool ok = c->auth_phase == AUTH_PHASE_MD5
-			? secret && auth_md5_check(c->user, secret, c->md5_salt, given)
-			: check_plain(c->user, secret, given);
+		bool ok = a->phase == AUTH_PHASE_MD5
+			? a->secret && auth_md5_check(c->user, a->secret, a->md5_salt, given)
+			: check_plain(c->user, a->secret, given);
 		if (!ok) {
+			if (!a->secret)
+				client_log(LOG_LVL_INFO, c, "password authentication failed: no secret for this user");
 			auth_failed(c);
 			return;
 		}
+		remember_server_secret(c);
 		login_authenticated(c);
 		return;
 	}
@@ -236,7 +538,7 @@ static void handle_password(struct client *c, const uint8_t *body, size_t len)
 	case AUTH_PHASE_SASL_CONT:
 		handle_sasl(c, body, len);
 		return;
-	default:
+	case AUTH_PHASE_NONE:
 		client_fail(c, "08P01", "unexpected password packet");
 		return;
 	}

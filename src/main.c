@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
+#include "crypto.h"
 #include "cancel.h"
 #include "dns.h"
 #include "http.h"
@@ -37,6 +39,7 @@
 
 struct options {
 	const char *config_path;
+	const char *passwd_user;   /* --passwd USER */
 	bool daemon, check, quiet;
 	int verbose;
 };
@@ -93,6 +96,8 @@ static void usage(FILE *f)
 		"  -v, --verbose   more log output (repeat for more)\n"
 		"  -q, --quiet     only warnings and errors\n"
 		"      --check     check the configuration, print every problem, exit 0 or 1\n"
+		"      --passwd USER  read a password from stdin and print a userlist.txt line\n"
+		"                  for USER with a SCRAM-SHA-256 verifier (4096 iterations)\n"
 		"  -V, --version   print the version and exit\n"
 		"  -h, --help      this help\n",
 		PACKAGE_VERSION);
@@ -104,6 +109,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' }, { "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' }, { "check", no_argument, NULL, 'C' },
+		{ "passwd", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -113,16 +119,56 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'v': o->verbose++; break;
 		case 'q': o->quiet = true; break;
 		case 'C': o->check = true; break;
+		case 'P': o->passwd_user = optarg; break;
 		case 'V': printf("tidepool %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(1);
 		}
 	}
+	if (o->passwd_user && optind == argc)
+		return;
 	if (optind != argc - 1) {
 		usage(stderr);
 		exit(1);
 	}
 	o->config_path = argv[optind];
+}
+
+/* --passwd: the password comes from stdin (one line; the newline is not
+ * part of it) so it never shows in the process list or shell history. */
+static int print_userlist_line(const char *user)
+{
+	char pw[1024];
+	if (!fgets(pw, sizeof(pw), stdin)) {
+		fprintf(stderr, "tidepool: --passwd: no password on standard input\n");
+		return 1;
+	}
+	size_t n = strlen(pw);
+	if (n == sizeof(pw) - 1 && pw[n - 1] != '\n') {
+		fprintf(stderr, "tidepool: --passwd: password too long (at most %zu bytes)\n", sizeof(pw) - 2);
+		return 1;
+	}
+	while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		pw[--n] = '\0';
+	if (n == 0) {
+		fprintf(stderr, "tidepool: --passwd: empty password\n");
+		return 1;
+	}
+	char *secret = auth_scram_make_secret(pw, SCRAM_DEFAULT_ITERATIONS);
+	crypto_wipe(pw, sizeof(pw));
+	if (!secret) {
+		fprintf(stderr, "tidepool: --passwd: could not compute the verifier\n");
+		return 1;
+	}
+	putchar('"');
+	for (const char *p = user; *p; p++) {
+		if (*p == '"')
+			putchar('"');   /* userlist.txt doubles quotes */
+		putchar(*p);
+	}
+	printf("\" \"%s\"\n", secret);
+	free(secret);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static void warn_cb(const char *file, int line, const char *msg)
@@ -407,6 +453,8 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	parse_args(argc, argv, &o);
+	if (o.passwd_user)
+		return print_userlist_line(o.passwd_user);
 	struct config *cfg = load_or_exit(&o);
 	if (o.check) {
 		printf("%s: configuration is valid\n", o.config_path);

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "client.h"
+#include "crypto.h"
 #include "dns.h"
 #include "log.h"
 #include "loop.h"
@@ -102,6 +103,8 @@ static void hosts_load(struct pool *p)
 	}
 }
 
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg);
+
 /* Resolves the pool's settings from a snapshot: user > database > global. */
 static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
 {
@@ -152,6 +155,7 @@ static struct pool *pool_new(const char *db, const char *user)
 		list_init(&p->clients[i]);
 	for (int i = 0; i < SV_STATE_COUNT; i++)
 		list_init(&p->servers[i]);
+	list_init(&p->waiters);
 	p->paused = pool_all_paused() || pool_db_paused(db);
 	p->disabled = pool_db_disabled(db);
 	return p;
@@ -208,6 +212,7 @@ void pool_apply_config(const struct config *cfg)
 		const struct db_config *dbc = find_db(cfg, p->db_name);
 		if (!dbc) {
 			p->stale = true;
+			fail_waiters(p, "08P01", "database configuration changed");
 			continue;
 		}
 		char *old_host = p->server_host ? xstrdup(p->server_host) : NULL;
@@ -298,7 +303,10 @@ static bool pool_retry_wait(struct pool *p)
  * than waiting out server_login_retry. */
 static void fail_login_waiters(struct pool *p)
 {
-	if (pool_total_servers(p) > 0 || !p->last_error || p->have_welcome)
+	if (pool_total_servers(p) > 0 || !p->last_error)
+		return;
+	fail_waiters(p, p->last_sqlstate, p->last_error);
+	if (p->have_welcome)
 		return;
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
@@ -314,7 +322,8 @@ static void pool_launch_for_waiters(struct pool *p)
 		fail_login_waiters(p);
 		return;
 	}
-	int want = p->n_clients[CL_WAITING] + (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
+	int want = p->n_clients[CL_WAITING] + p->n_waiters +
+		   (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
 	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
 	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
 		if (!server_launch(p))
@@ -343,6 +352,14 @@ static void pool_schedule(struct pool *p)
 {
 	if (exiting || p->console || p->paused || suspended)
 		return;
+	while (p->n_waiters > 0 && p->n_servers[SV_IDLE] > 0) {
+		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
+		struct pool_waiter *w = list_entry(list_first(&p->waiters), struct pool_waiter, node);
+		list_del(&w->node);
+		p->n_waiters--;
+		server_change_state(s, SV_TESTED);
+		w->got_server(w, s);
+	}
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
 		if (s->close_needed) {
@@ -359,8 +376,43 @@ static void pool_schedule(struct pool *p)
 		struct client *c = list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
 		client_link(c, s);
 	}
-	if (p->n_clients[CL_WAITING] > 0 || (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
+	if (p->n_clients[CL_WAITING] > 0 || p->n_waiters > 0 ||
+	    (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
 		pool_launch_for_waiters(p);
+}
+
+void pool_wait_for_server(struct pool *p, struct pool_waiter *w)
+{
+	/* Within server_login_retry of a failed login and nothing to use:
+	 * say why now instead of leaving the waiter hanging until the retry. */
+	if (pool_retry_wait(p) && p->last_error && pool_total_servers(p) == 0) {
+		w->failed(w, p->last_sqlstate, p->last_error);
+		return;
+	}
+	list_add_tail(&p->waiters, &w->node);
+	p->n_waiters++;
+	pool_schedule(p);
+}
+
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
+{
+	list_del(&w->node);
+	p->n_waiters--;
+}
+
+const char *pool_server_secret(const struct pool *p)
+{
+	return p->server_password ? p->server_password : p->looked_up_secret;
+}
+
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg)
+{
+	while (!list_empty(&p->waiters)) {
+		struct pool_waiter *w = list_entry(list_first(&p->waiters), struct pool_waiter, node);
+		list_del(&w->node);
+		p->n_waiters--;
+		w->failed(w, sqlstate, msg);
+	}
 }
 
 void pool_request_server(struct pool *p, struct client *c)
@@ -439,6 +491,7 @@ void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *
 	 * for a retry (or query_wait_timeout). */
 	if (pool_total_servers(p) > p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN])
 		return;
+	fail_waiters(p, sqlstate, msg);
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
 		client_fail(list_entry(n, struct client, node), sqlstate, "%s", msg);
@@ -697,6 +750,10 @@ static void pool_free(struct pool *p)
 	free(p->startup_timezone);
 	free(p->startup_appname);
 	free(p->last_error);
+	if (p->looked_up_secret)
+		crypto_wipe(p->looked_up_secret, strlen(p->looked_up_secret));
+	free(p->looked_up_secret);
+	crypto_wipe(p->scram_client_key, sizeof(p->scram_client_key));
 	free(p);
 }
 
@@ -714,6 +771,7 @@ void pool_free_all(void)
 	}
 	while (!list_empty(&pools)) {
 		struct pool *p = list_entry(list_first(&pools), struct pool, node);
+		fail_waiters(p, "57P01", "tidepool is exiting");
 		for (int st = 0; st < CL_STATE_COUNT; st++)
 			while (!list_empty(&p->clients[st]))
 				client_close(list_entry(list_first(&p->clients[st]), struct client, node), "exiting");

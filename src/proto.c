@@ -323,6 +323,51 @@ void proto_write_query(struct proto_writer *w, const char *sql)
 	proto_end(w);
 }
 
+void proto_write_parse(struct proto_writer *w, const char *sql, uint16_t n_params)
+{
+	proto_begin(w, PQ_MSG_PARSE);
+	proto_put_string(w, "");
+	proto_put_string(w, sql);
+	proto_put_int16(w, n_params);
+	for (uint16_t i = 0; i < n_params; i++)
+		proto_put_int32(w, 0);   /* unspecified: the server infers it */
+	proto_end(w);
+}
+
+void proto_write_bind_text(struct proto_writer *w, const char *const *values, uint16_t n)
+{
+	proto_begin(w, PQ_MSG_BIND);
+	proto_put_string(w, "");
+	proto_put_string(w, "");
+	proto_put_int16(w, 0);       /* every parameter in text format */
+	proto_put_int16(w, n);
+	for (uint16_t i = 0; i < n; i++) {
+		if (!values[i]) {
+			proto_put_int32(w, 0xffffffffu);
+			continue;
+		}
+		size_t len = strlen(values[i]);
+		proto_put_int32(w, (uint32_t)len);
+		proto_put_bytes(w, values[i], len);
+	}
+	proto_put_int16(w, 0);       /* every result column in text format */
+	proto_end(w);
+}
+
+void proto_write_execute(struct proto_writer *w)
+{
+	proto_begin(w, PQ_MSG_EXECUTE);
+	proto_put_string(w, "");
+	proto_put_int32(w, 0);       /* no row limit */
+	proto_end(w);
+}
+
+void proto_write_sync(struct proto_writer *w)
+{
+	proto_begin(w, PQ_MSG_SYNC);
+	proto_end(w);
+}
+
 void proto_write_password(struct proto_writer *w, const void *data, size_t n)
 {
 	proto_begin(w, PQ_MSG_PASSWORD);
@@ -464,4 +509,29 @@ void proto_write_empty_query(struct proto_writer *w)
 {
 	proto_begin(w, PQ_MSG_EMPTY_QUERY);
 	proto_end(w);
+}
+
+enum proto_result proto_data_row_column(const uint8_t *body, size_t len, uint16_t idx,
+					const uint8_t **val, uint32_t *val_len)
+{
+	struct proto_reader r;
+	proto_reader_init(&r, body, len);
+	uint16_t n = proto_get_int16(&r);
+	if (r.err || idx >= n)
+		return PROTO_ERROR;
+	for (uint16_t i = 0; i <= idx; i++) {
+		uint32_t l = proto_get_int32(&r);
+		if (r.err)
+			return PROTO_ERROR;
+		if (l == 0xffffffffu) {
+			*val = NULL;
+			*val_len = 0;
+			continue;
+		}
+		if (l > proto_remaining(&r))
+			return PROTO_ERROR;
+		*val = proto_get_bytes(&r, l);
+		*val_len = l;
+	}
+	return PROTO_OK;
 }

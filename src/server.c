@@ -284,12 +284,16 @@ void server_close(struct server *s, const char *reason)
 		(void)!write(s->conn.fd, term, w.len);
 	}
 	struct pool *p = s->pool;
+	const struct server_request_ops *req = s->request;
+	s->request = NULL;
 	server_change_state(s, SV_CLOSED);
 	ps_server_free(s);
 	conn_close(&s->conn);
 	loop_defer(server_free, s);
 	if (c)
 		client_server_lost(c, reason);
+	if (req)
+		req->lost(s->request_arg, reason);
 	pool_server_gone(p);
 }
 
@@ -366,36 +370,75 @@ void server_run_internal(struct server *s, const char *sql, bool for_client, ser
 		server_close(s, "could not send internal query");
 }
 
+void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
+			const struct server_request_ops *ops, void *arg)
+{
+	server_change_state(s, SV_TESTED);
+	s->internal = true;
+	s->internal_for_client = false;
+	s->internal_failed = false;
+	s->internal_done = NULL;
+	s->request = ops;
+	s->request_arg = arg;
+	s->request_ready_left = n_ready;
+	if (conn_send(&s->conn, msgs, len) == CONN_IO_ERROR)
+		server_close(s, "could not send request");
+}
+
+/* The last answer of an internal query or request arrived. */
+static void server_internal_finish(struct server *s)
+{
+	conn_release_empty(&s->conn);
+	if (s->request) {
+		const struct server_request_ops *ops = s->request;
+		s->request = NULL;
+		ops->done(s, s->request_arg);
+		return;
+	}
+	server_query_done_fn done = s->internal_done;
+	s->internal_done = NULL;
+	done(s, !s->internal_failed && s->tx_status == 'I');
+}
+
+/* One message of the answer to an internal query or request. */
+static void server_internal_message(struct server *s, uint8_t type, const uint8_t *body, uint32_t blen)
+{
+	switch (type) {
+	case PQ_MSG_PARAMETER_STATUS:
+		server_param_status(s, body, blen, s->internal_for_client);
+		break;
+	case PQ_MSG_DATA_ROW:
+		if (s->request && s->request->row)
+			s->request->row(s->request_arg, body, blen);
+		break;
+	case PQ_MSG_ERROR: {
+		const char *m = proto_error_field(body, blen, 'M');
+		server_log(LOG_LVL_WARNING, s, "internal query failed: %s", m ? m : "?");
+		s->internal_failed = true;
+		if (s->request && s->request->error)
+			s->request->error(s->request_arg, body, blen);
+		break;
+	}
+	case PQ_MSG_READY:
+		s->tx_status = blen >= 1 ? (char)body[0] : 'I';
+		if (!s->request || --s->request_ready_left == 0)
+			s->internal = false;
+		break;
+	default:
+		break;
+	}
+}
+
 /* Consumes the answer to an internal query. */
 static void server_internal_input(struct server *s)
 {
 	struct proto_header h;
 	const uint8_t *body;
 	while (s->internal && server_next_whole(s, &h, &body) == PROTO_OK) {
-		uint32_t blen = h.len - 4;
-		switch (h.type) {
-		case PQ_MSG_PARAMETER_STATUS:
-			server_param_status(s, body, blen, s->internal_for_client);
-			break;
-		case PQ_MSG_ERROR: {
-			const char *m = proto_error_field(body, blen, 'M');
-			server_log(LOG_LVL_WARNING, s, "internal query failed: %s", m ? m : "?");
-			s->internal_failed = true;
-			break;
-		}
-		case PQ_MSG_READY:
-			s->tx_status = blen >= 1 ? (char)body[0] : 'I';
-			s->internal = false;
-			break;
-		default:
-			break;
-		}
+		server_internal_message(s, h.type, body, h.len - 4);
 		conn_consume(&s->conn, h.len + 1);
 		if (!s->internal) {
-			server_query_done_fn done = s->internal_done;
-			s->internal_done = NULL;
-			conn_release_empty(&s->conn);
-			done(s, !s->internal_failed && s->tx_status == 'I');
+			server_internal_finish(s);
 			return;
 		}
 	}

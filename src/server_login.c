@@ -69,7 +69,7 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg)
 
 static void answer_sasl(struct server *s, const uint8_t *data, size_t n)
 {
-	const char *pw = s->pool->server_password;
+	const char *pw = pool_server_secret(s->pool);
 	bool has_scram = false;
 	struct proto_reader r;
 	proto_reader_init(&r, data, n);
@@ -119,7 +119,7 @@ static void answer_sasl_continue(struct server *s, const uint8_t *data, size_t n
 
 static void answer_password(struct server *s, uint32_t code, const uint8_t *data, size_t n)
 {
-	const char *pw = s->pool->server_password;
+	const char *pw = pool_server_secret(s->pool);
 	char md5[AUTH_MD5_LEN + 1];
 	uint8_t buf[1024];
 	struct proto_writer w;

@@ -311,6 +311,7 @@ class PgServer:
             "host all scram_user 127.0.0.1/32 scram-sha-256\n"
             "host all md5_user 127.0.0.1/32 md5\n"
             "host all plain_user 127.0.0.1/32 password\n"
+            "host all authq_scram 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n"
         )
         self._write(os.path.join(self.datadir, "postgresql.conf"), conf, append=True)
@@ -321,6 +322,9 @@ class PgServer:
         self.sql("SET password_encryption = 'md5';"
                  "CREATE ROLE md5_user LOGIN PASSWORD 'md5_pw'")
         self.sql("CREATE ROLE plain_user LOGIN PASSWORD 'plain_pw'")
+        # in no auth_file: its secret comes from auth_query (test_auth_query.py)
+        self.sql("SET password_encryption = 'scram-sha-256';"
+                 "CREATE ROLE authq_scram LOGIN PASSWORD 'authq_pw'")
         self.sql("CREATE ROLE app LOGIN")
         self.sql("CREATE DATABASE appdb OWNER app")
         # sanity: the password kinds are what the tests think they are

@@ -39,3 +39,14 @@ def test_verifier_without_scram_client_gives_clear_error(tidepool, pg):
         with tp.connect(user="scram_user") as c:
             c.execute("select 1")
     assert "SCRAM" in str(e.value)
+
+
+def test_scram_pass_through_to_forced_user_with_the_same_verifier(tidepool, pg):
+    # the database forces user=scram_user; a client logging in as another
+    # name with the very same verifier proves the keys of that verifier
+    secret = verifier(pg, "scram_user")
+    databases = {"appdb": "host=127.0.0.1 port=%d dbname=appdb user=scram_user" % pg.port}
+    tp = tidepool(auth_type="scram-sha-256", databases=databases,
+                  auth_file={"scram_user": secret, "team_login": secret})
+    with tp.connect(user="team_login", password="scram_pw") as c:
+        assert c.execute("select current_user").fetchone()[0] == "scram_user"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hba.h"
 #include "pq.h"
 #include "util.h"
 
@@ -623,6 +624,44 @@ static void test_auth_file_errors(void)
 	config_errors_free(&errs);
 }
 
+static void test_hba_file(void)
+{
+	struct config_errors errs = { 0 };
+	struct config *cfg;
+	const char *hba = write_file("good-hba.conf", "local all all trust\nhost all all 0.0.0.0/0 md5\n");
+	const char *path = write_file("hba.ini", "[pgbouncer]\nauth_type = hba\nauth_hba_file = good-hba.conf\n");
+
+	cfg = config_load(path, &errs, NULL);
+	print_errors(&errs);
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->hba != NULL);
+		CHECK_INT(hba_rule_count(cfg->hba), 2);
+		CHECK_STR(cfg->auth_hba_file, hba);
+	}
+	config_free(cfg);
+	config_errors_free(&errs);
+
+	/* not read unless auth_type = hba */
+	path = write_file("hba-unused.ini", "[pgbouncer]\nauth_type = md5\nauth_hba_file = /nonexistent\n");
+	cfg = config_load(path, &errs, NULL);
+	CHECK(cfg != NULL && cfg->hba == NULL);
+	config_free(cfg);
+	config_errors_free(&errs);
+
+	/* a bad line fails the whole load, with the hba file's name and line */
+	hba = write_file("bad-hba.conf", "local all all trust\nhost all +grp 0.0.0.0/0 md5\n");
+	path = write_file("hba-bad.ini", "[pgbouncer]\nauth_type = hba\nauth_hba_file = bad-hba.conf\n");
+	CHECK(config_load(path, &errs, NULL) == NULL);
+	CHECK(has_error(&errs, at(hba, 2), "group membership"));
+	config_errors_free(&errs);
+
+	path = write_file("hba-nofile.ini", "[pgbouncer]\nauth_type = hba\nauth_hba_file = /nonexistent/hba.conf\n");
+	CHECK(config_load(path, &errs, NULL) == NULL);
+	CHECK(has_error(&errs, "/nonexistent/hba.conf: ", "cannot read auth_hba_file"));
+	config_errors_free(&errs);
+}
+
 static int n_warnings, n_other_warnings;
 static char last_warning[256], last_warning_at[256];
 
@@ -781,7 +820,7 @@ static void test_key_table(void)
 		" logfile pidfile syslog syslog_ident syslog_facility log_connections"
 		" log_disconnections log_pooler_errors verbose listen_addr listen_port"
 		" unix_socket_dir unix_socket_mode listen_backlog tcp_keepalive tcp_keepcnt"
-		" tcp_keepidle tcp_keepintvl auth_type auth_file admin_users stats_users pool_mode"
+		" tcp_keepidle tcp_keepintvl auth_type auth_file auth_hba_file auth_user auth_query auth_dbname admin_users stats_users pool_mode"
 		" max_client_conn default_pool_size min_pool_size reserve_pool_size"
 		" reserve_pool_timeout max_db_connections max_user_connections"
 		" ignore_startup_parameters track_extra_parameters server_reset_query"
@@ -927,6 +966,7 @@ int main(void)
 	RUN(test_users_and_peers);
 	RUN(test_auth_file);
 	RUN(test_auth_file_errors);
+	RUN(test_hba_file);
 	RUN(test_unsupported_warning);
 	RUN(test_dup_and_set_key);
 	RUN(test_list_contains);

@@ -1122,6 +1122,57 @@ static void test_write_result_set(void)
 	CHECK(w.overflow);
 }
 
+
+/* The lookup request: Parse/Bind/Execute/Sync with the exact bytes
+ * PostgreSQL expects, and DataRow columns read back with bounds checked. */
+static void test_extended_writers_and_data_row(void)
+{
+	uint8_t buf[256];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_parse(&w, "SELECT $1", 1);
+	static const uint8_t parse[] = { 'P', 0, 0, 0, 21, 0, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '$', '1', 0,
+					 0, 1, 0, 0, 0, 0 };
+	CHECK_INT(w.len, sizeof(parse));
+	CHECK(memcmp(buf, parse, sizeof(parse)) == 0);
+
+	proto_writer_init(&w, buf, sizeof(buf));
+	const char *vals[] = { "x';", NULL };
+	proto_write_bind_text(&w, vals, 2);
+	static const uint8_t bind[] = { 'B', 0, 0, 0, 23, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3, 'x', '\'', ';',
+					0xff, 0xff, 0xff, 0xff, 0, 0 };
+	CHECK_INT(w.len, sizeof(bind));
+	CHECK(memcmp(buf, bind, sizeof(bind)) == 0);
+
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_execute(&w);
+	proto_write_sync(&w);
+	static const uint8_t exec_sync[] = { 'E', 0, 0, 0, 9, 0, 0, 0, 0, 0, 'S', 0, 0, 0, 4 };
+	CHECK_INT(w.len, sizeof(exec_sync));
+	CHECK(memcmp(buf, exec_sync, sizeof(exec_sync)) == 0);
+	CHECK(!w.overflow);
+
+	/* a row ("bob", NULL, "") */
+	proto_writer_init(&w, buf, sizeof(buf));
+	const char *row[] = { "bob", NULL, "" };
+	proto_write_data_row(&w, row, 3);
+	const uint8_t *body = buf + PROTO_HEADER_LEN, *v = NULL;
+	size_t blen = w.len - PROTO_HEADER_LEN;
+	uint32_t vlen = 99;
+	CHECK_INT(proto_data_row_column(body, blen, 0, &v, &vlen), PROTO_OK);
+	CHECK(v && vlen == 3 && memcmp(v, "bob", 3) == 0);
+	CHECK_INT(proto_data_row_column(body, blen, 1, &v, &vlen), PROTO_OK);
+	CHECK(v == NULL);
+	CHECK_INT(proto_data_row_column(body, blen, 2, &v, &vlen), PROTO_OK);
+	CHECK(v != NULL && vlen == 0);
+	CHECK_INT(proto_data_row_column(body, blen, 3, &v, &vlen), PROTO_ERROR);
+	/* truncated: the length of column 0 says more than is there */
+	CHECK_INT(proto_data_row_column(body, 8, 0, &v, &vlen), PROTO_ERROR);
+	CHECK_INT(proto_data_row_column(body, 1, 0, &v, &vlen), PROTO_ERROR);
+	static const uint8_t huge[] = { 0, 1, 0x7f, 0xff, 0xff, 0xff, 'a' };
+	CHECK_INT(proto_data_row_column(huge, sizeof(huge), 0, &v, &vlen), PROTO_ERROR);
+}
+
 int main(void)
 {
 	RUN(test_read_header);
@@ -1144,6 +1195,7 @@ int main(void)
 	RUN(test_writer_overflow);
 	RUN(test_quote_literal);
 	RUN(test_write_result_set);
+	RUN(test_extended_writers_and_data_row);
 	RUN(test_fuzz);
 	parse_heap_release();
 	return UNIT_DONE();
