@@ -68,8 +68,9 @@ static inline bool ps_queue_busy(const struct ps_server_state *ps)
 /* A whole ParseComplete, CloseComplete or ErrorResponse at the server's
  * forwarding position while requests are queued. */
 enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h);
-/* Nothing sent to s is still unanswered. */
-bool ps_server_quiet(const struct server *s);
+/* Every Sync batch sent to s before the current one has been answered
+ * (what a held client message waits for). */
+bool ps_server_settled(const struct server *s);
 /* The backend dropped every prepared statement (DISCARD ALL, DEALLOCATE ALL). */
 void ps_server_forget_all(struct server *s);
 /* Prepared statements on s and names held by c, for SHOW SERVERS/CLIENTS. */

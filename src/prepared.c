@@ -461,7 +461,17 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 	enum pstmt_sql kind = classify_query(c, body, h->len - 4, name, sizeof(name));
 	if (kind == PSTMT_SQL_OTHER)
 		return PS_PASS;
-	if (!ps_server_quiet(s))
+	if (s->unsynced) {
+		/* Inside an extended-protocol batch without its Sync, the replies
+		 * before it cannot be waited for: the backend runs it, and
+		 * forgets its own statements with it. */
+		if (kind != PSTMT_SQL_DEALLOCATE) {
+			apply_deallocate(c, kind, name);
+			ps_server_forget_all(s);
+		}
+		return PS_PASS;
+	}
+	if (!ps_server_settled(s))
 		return PS_HOLD;
 	if (kind == PSTMT_SQL_DISCARD_ALL) {
 		/* Outside a transaction block the backend really discards
@@ -662,9 +672,11 @@ enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h
 	}
 }
 
-bool ps_server_quiet(const struct server *s)
+bool ps_server_settled(const struct server *s)
 {
-	return s->pending_ready == 0 && !s->unsynced && !ps_queue_busy(s->ps);
+	const struct ps_server_state *ps = s->ps;
+	return s->pending_ready == 0 &&
+	       !(ps && ps->count && ps->queue[ps->head].batch != s->sync_sent);
 }
 
 void ps_server_forget_all(struct server *s)

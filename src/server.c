@@ -634,7 +634,7 @@ static void server_forward(struct server *s)
 		server_finish_transaction(s);
 		return;
 	}
-	if (c->ps_hold && !c->conn.blocked && ps_server_quiet(s)) {
+	if (c->ps_hold && !c->conn.blocked && ps_server_settled(s)) {
 		/* the client's DEALLOCATE or statement use waited for this */
 		c->ps_hold = false;
 		conn_set_reading(&c->conn, true);

@@ -510,3 +510,20 @@ def test_show_prepared_statements_counts(txpool):
     clients = [x for x in admin_rows(txpool, "show clients") if x["user"] == "app"]
     assert [x["prepared_statements"] for x in clients] == [1]
     c.close()
+
+
+def test_use_of_a_statement_parsed_in_an_earlier_unanswered_batch(txpool):
+    """Two batches in one write: the second uses a statement whose Parse is
+    still in flight in the first, after unsynced messages of its own."""
+    c = raw_login(txpool)
+    for i in range(5):
+        name = "hx%d" % i
+        c.send(parse_message(name, "select 'x%d'" % i) + sync_message()
+               + parse_message("", "select 'u'") + bind_message("") + execute_message()
+               + bind_message(name) + execute_message() + sync_message())
+        first = c.read_until_ready()
+        assert kinds(first) == "1Z", first
+        second = c.read_until_ready()
+        assert kinds(second) == "12DC2DCZ", second
+        assert rows_of(second) == [["u"], ["x%d" % i]]
+    c.close()
