@@ -76,7 +76,7 @@ struct pstmt *pstmt_intern(struct pstmt_registry *reg, const char *query, uint32
 		for (struct pstmt *st = reg->buckets[h & (reg->n_buckets - 1)]; st; st = st->hnext) {
 			if (st->hash == h && st->query_len == query_len && st->n_types == n_types &&
 			    memcmp(st->query, query, query_len) == 0 &&
-			    memcmp(st->types, types, (size_t)n_types * 4) == 0) {
+			    (n_types == 0 || memcmp(st->types, types, (size_t)n_types * 4) == 0)) {
 				st->refs++;
 				return st;
 			}
