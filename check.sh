@@ -11,6 +11,8 @@
 #                                   ./build is re-used as configured)
 #   TIDEPOOL_BIN=/path/tidepool     binary the integration tests run
 #   SKIP_UNIT=1 / SKIP_INTEGRATION=1
+#   UNIT_VALGRIND=1                 run the unit tests under valgrind
+#                                   (memory errors and leaks fail them)
 #
 # Exit status: 0 only when everything built and every test passed.
 set -uo pipefail
@@ -98,7 +100,12 @@ unit_failed=0
 if [ -z "${SKIP_UNIT:-}" ]; then
     say "make check (unit tests)"
     rm -f test/unit/*.log test/unit/*.trs
-    make -j2 check
+    if [ -n "${UNIT_VALGRIND:-}" ]; then
+        say "unit tests under valgrind"
+        make -j2 check LOG_COMPILER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+    else
+        make -j2 check
+    fi
     check_rc=$?
     shopt -s nullglob
     logs=(test/unit/*.log)
