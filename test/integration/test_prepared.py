@@ -527,3 +527,50 @@ def test_use_of_a_statement_parsed_in_an_earlier_unanswered_batch(txpool):
         assert kinds(second) == "12DC2DCZ", second
         assert rows_of(second) == [["u"], ["x%d" % i]]
     c.close()
+
+
+def test_describe_on_a_backend_without_the_statement(tidepool):
+    """Describe alone must prepare the statement first (a pooler shipped
+    this only for Bind)."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=1, max_prepared_statements=1)
+    c = raw_login(tp)
+    c.send(parse_message("a", "select 1::int as one") + parse_message("b", "select 'b'::text as bee")
+           + sync_message())
+    assert kinds(c.read_until_ready()) == "11Z"   # the only backend now has b, not a
+    c.send(describe_message("S", "a") + sync_message())
+    msgs = c.read_until_ready()
+    assert kinds(msgs) == "tTZ", msgs
+    assert b"one\0" in msgs[1][1]   # the RowDescription of a, from the backend
+    c.close()
+
+
+def test_show_prepared_statements_under_load(tidepool):
+    tp = tidepool(pool_mode="transaction", default_pool_size=2, max_prepared_statements=3,
+                  admin_users="postgres")
+    stop = threading.Event()
+    errors = []
+
+    def worker(w):
+        try:
+            with psycopg.connect(tp.dsn(), prepare_threshold=0, autocommit=True) as c:
+                k = 0
+                while not stop.is_set():
+                    v = c.execute("select %%s::int + %d" % (k % 8), (w,)).fetchone()[0]
+                    assert v == w + k % 8
+                    k += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(50):
+            rows = admin_rows(tp, "show prepared_statements")
+            assert all(r["name"].startswith("tidepool_") for r in rows)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:3]
+    assert tp.alive()
