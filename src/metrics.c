@@ -224,6 +224,7 @@ enum pool_gauge {
 	PG_SV_TESTED,
 	PG_SV_LOGIN,
 	PG_POOL_SIZE,
+	PG_PREPARED,
 };
 
 struct gauge_def {
@@ -252,6 +253,8 @@ static const struct gauge_def pool_gauges[] = {
 	  "Server connections connecting or logging in", PG_SV_LOGIN },
 	{ "tidepool_pools_pool_size",
 	  "Server connections the pool may open (pool_size in effect for this database and user)", PG_POOL_SIZE },
+	{ "tidepool_pools_prepared_statements",
+	  "Distinct protocol-level prepared statements interned for the pool (SHOW PREPARED_STATEMENTS)", PG_PREPARED },
 };
 
 static uint64_t pool_gauge_value(const struct pool *p, enum pool_gauge g)
@@ -267,6 +270,7 @@ static uint64_t pool_gauge_value(const struct pool *p, enum pool_gauge g)
 	case PG_SV_TESTED: v = p->n_servers[SV_TESTED]; break;
 	case PG_SV_LOGIN: v = p->n_servers[SV_LOGIN] + p->n_servers[SV_CONNECTING]; break;
 	case PG_POOL_SIZE: v = p->pool_size; break;
+	case PG_PREPARED: return p->prepared.count;
 	}
 	return v > 0 ? (uint64_t)v : 0;
 }
