@@ -16,6 +16,7 @@ Helpers (import them with `from conftest import ...`)
 """
 
 import glob
+import re
 import itertools
 import os
 import pwd
@@ -701,3 +702,22 @@ def tidepool(pg, request, tmp_path):
     failures = [msg for msg in (tp.finish() for tp in made) if msg]
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+def run_pgbench(pgbench, tp, *args, timeout=180):
+    """pgbench through tidepool as `app` on appdb; asserts it ran transactions
+    and none failed. Returns its output."""
+    r = subprocess.run([pgbench, *args, "-h", tp.host, "-p", str(tp.port), "-U", "app", "appdb"],
+                       env=clean_env(), capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    if m:
+        assert m.group(1) == "0", out
+    m = re.search(r"number of transactions actually processed: (\d+)(?:/(\d+))?", out)
+    assert m, out
+    if m.group(2):
+        assert m.group(1) == m.group(2), out
+    assert int(m.group(1)) > 0
+    return out

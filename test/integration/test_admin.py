@@ -6,10 +6,7 @@ Console connections use psycopg with autocommit: psycopg 3 sends a query
 without parameters with the simple query protocol (PQsendQuery), which is
 what the console speaks. pgraw is used where the exact messages matter."""
 
-import os
-import signal
 import subprocess
-import threading
 import time
 
 import psycopg

@@ -5,7 +5,6 @@ one backend are used on others: tidepool must re-prepare them there."""
 
 import asyncio
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -18,7 +17,7 @@ import pytest
 import pgraw
 from pgraw import (bind_message, close_message, describe_message, execute_message,
                    parse_error, parse_message, query_message, sync_message)
-from conftest import clean_env
+from conftest import clean_env, run_pgbench
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,19 +59,6 @@ def txpool(tidepool):
 
 
 # ------------------------------------------------------------ pgbench
-
-def run_pgbench(pgbench, tp, *args, timeout=180):
-    r = subprocess.run([pgbench, *args, "-h", tp.host, "-p", str(tp.port), "-U", "app", "appdb"],
-                       env=clean_env(), capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
-    m = re.search(r"number of failed transactions: (\d+)", out)
-    assert m and m.group(1) == "0", out
-    m = re.search(r"number of transactions actually processed: (\d+)", out)
-    assert m and int(m.group(1)) > 0, out
-    return out
-
 
 @pytest.mark.hard_timeout(120)
 def test_pgbench_prepared_select_pool_of_3(tidepool, pgbench_db):

@@ -1,7 +1,5 @@
 """Issue 3: transaction pooling, scheduling, limits and client timeouts."""
 
-import re
-import subprocess
 import threading
 import time
 
@@ -9,7 +7,7 @@ import psycopg
 import pytest
 
 import pgraw
-from conftest import Background, clean_env, wait_until
+from conftest import Background, run_pgbench, wait_until
 
 
 def pid_of(conn):
@@ -127,23 +125,6 @@ def test_autocommit_statements_release_server(tidepool, role):
     assert pid_of(a) == pid_of(b)
     a.close()
     b.close()
-
-
-def run_pgbench(pgbench, tp, *args, timeout=180):
-    r = subprocess.run([pgbench, *args, "-h", tp.host, "-p", str(tp.port), "-U", "app", "appdb"],
-                       env=clean_env(), capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
-    m = re.search(r"number of failed transactions: (\d+)", out)
-    if m:
-        assert m.group(1) == "0", out
-    m = re.search(r"number of transactions actually processed: (\d+)(?:/(\d+))?", out)
-    assert m, out
-    if m.group(2):
-        assert m.group(1) == m.group(2), out
-    assert int(m.group(1)) > 0
-    return out
 
 
 @pytest.mark.parametrize("mode", ["simple", "extended"])
