@@ -175,7 +175,7 @@ struct config {
 	usec_t dns_max_ttl, dns_nxdomain_ttl, dns_zone_check_period;
 	char *resolv_conf;
 
-	/* tls (parsed; implemented by a later issue) */
+	/* tls: handed to the tls module by reload (tls_settings) */
 	char *client_tls_sslmode, *client_tls_key_file, *client_tls_cert_file, *client_tls_ca_file;
 	char *client_tls_protocols, *client_tls_ciphers, *client_tls13_ciphers;
 	char *client_tls_ecdhcurve, *client_tls_dheparams;

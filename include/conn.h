@@ -1,6 +1,8 @@
 /* conn: a connection's socket, its two libevent events, its input buffer and
  * its queue of pooler-made output. The only code that calls read() and
- * write() on client and server sockets.
+ * write() on client and server sockets, and (through tls.c) SSL_read() and
+ * SSL_write(): TLS is a property of the connection, the owners' state
+ * machines read and forward the same way over either transport.
  *
  * Forwarding: the owner scans messages in `in` and advances `fwd` past the
  * bytes to pass to the peer; conn_forward() writes in[start, fwd) to the
@@ -21,6 +23,7 @@
 #include "util.h"
 
 struct conn;
+struct tls_conn;
 
 /* Callbacks into the owner (client or server). */
 struct conn_ops {
@@ -28,19 +31,24 @@ struct conn_ops {
 	void (*resume)(struct conn *c);            /* a blocked forward from c completed */
 	void (*peer_gone)(struct conn *c, int err); /* a write to c failed */
 	void (*connected)(struct conn *c);         /* a pending connect() finished */
+	/* A TLS handshake started by conn_tls_accept/conn_tls_connect ended:
+	 * err is NULL on success, else why it failed (the conn stays open). */
+	void (*tls_ready)(struct conn *c, const char *err);
 };
 
 struct conn {
 	int fd;
+	socklen_t addrlen;        /* of addr (here to fill fd's padding) */
 	const struct conn_ops *ops;
+	struct tls_conn *tls;     /* NULL: plain socket */
 	struct event rev, wev;
-	bool reading;             /* rev is added */
-	bool writing;             /* wev is added */
 	struct iobuf *in;
 	uint32_t fwd;             /* in->data[in->start, fwd) is ready to forward */
 	uint32_t remain;          /* body bytes of a passing message still to come */
 	struct iobuf *out;        /* pooler-made messages for this socket */
 	struct conn *blocked_src; /* a source waiting for this socket to drain */
+	bool reading;             /* the owner wants input (rev is added) */
+	bool writing;             /* wev is added */
 	bool blocked;             /* this conn's forward waits on its peer */
 	bool eof;
 	bool connecting;          /* wev waits for connect() to finish */
@@ -54,7 +62,6 @@ struct conn {
 		struct sockaddr_in in4;
 		struct sockaddr_in6 in6;
 	} addr;
-	socklen_t addrlen;
 };
 
 enum conn_io {
@@ -103,6 +110,29 @@ void conn_suspend(bool on);
 /* True while c has bytes it could not write yet (its own queue, or a peer's
  * bytes waiting for it). */
 bool conn_has_unsent(const struct conn *c);
+/* Starts a TLS handshake on the socket (as the server for a client, as
+ * the client for a PostgreSQL server, host for SNI and verify-full);
+ * ops->tls_ready reports the end. Nothing may be queued for output, and
+ * nothing unread may sit in `in` (it would be plaintext). False and err
+ * when the session cannot be created. direct: the client sent a
+ * ClientHello without SSLRequest (ALPN "postgresql" required). */
+bool conn_tls_accept(struct conn *c, bool direct, char *err, size_t errlen) MUST_CHECK;
+bool conn_tls_connect(struct conn *c, const char *host, char *err, size_t errlen) MUST_CHECK;
+/* True once the TLS handshake completed on this connection. */
+bool conn_tls_active(const struct conn *c);
+/* Protocol and cipher ("TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519"), ""
+ * for a plain connection. */
+void conn_tls_describe(const struct conn *c, char *buf, size_t len);
+/* The common name of the peer's verified certificate; false when the
+ * connection is plain or no verified certificate was presented. */
+bool conn_tls_peer_cn(const struct conn *c, char *buf, size_t len);
+/* strerror(err), or the TLS layer's reason for a TLS failure. */
+const char *conn_strerror(const struct conn *c, int err);
+/* The first byte waiting on the socket without consuming it: >0 one byte
+ * in *b, 0 EOF, <0 error or nothing yet (errno). */
+ssize_t conn_peek_byte(struct conn *c, uint8_t *b);
+/* One best-effort write of p before closing (Terminate to a server). */
+void conn_send_last(struct conn *c, const void *p, size_t n);
 
 /* Formats the peer address as "addr:port" or "unix". */
 void conn_peer_name(const struct conn *c, char *buf, size_t len, int *port);

@@ -4,7 +4,9 @@
 #define TIDEPOOL_RELOAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "config.h"
+#include "util.h"
 
 const struct config *config_current(void);
 /* Installs the first snapshot (takes ownership). */
@@ -16,6 +18,10 @@ bool reload_config(char **errors);
  * one and applies it to logging and pools; the old snapshot is freed. */
 void reload_swap(struct config *cfg);
 void reload_free(void);
+/* Builds the TLS contexts from cfg (on start-up, for --check, and on each
+ * reload). False when a side failed (err says why); on a reload that side
+ * keeps its previous context and the failure is logged here. */
+bool reload_tls(const struct config *cfg, bool startup, char *err, size_t errlen) MUST_CHECK;
 /* Logs "not supported yet" warnings (the config_warn_fn for config_load). */
 void reload_warn(const char *file, int line, const char *msg);
 

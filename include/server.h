@@ -58,6 +58,7 @@ struct server {
 	void *request_arg;
 	unsigned request_ready_left;     /* ReadyForQuery messages still to come */
 	/* login */
+	bool ssl_requested;              /* SSLRequest sent, its one-byte answer pending */
 	struct scram_client *scram;
 	int auth_phase;
 	struct pool_param *login_params;

@@ -1,4 +1,5 @@
-/* server_login: logging in to a backend: the startup packet, answering its
+/* server_login: logging in to a backend: TLS negotiation (SSLRequest and
+ * the handshake, per server_tls_sslmode), the startup packet, answering its
  * authentication request (cleartext, md5, SCRAM-SHA-256), collecting its
  * parameters and cancel key, and running connect_query. */
 #ifndef TIDEPOOL_SERVER_LOGIN_H
@@ -9,5 +10,7 @@ struct server;
 void server_login_start(struct server *s);
 void server_login_input(struct server *s);
 void server_login_free(struct server *s);
+/* The TLS handshake with the backend ended (err NULL: success). */
+void server_login_tls_ready(struct server *s, const char *err);
 
 #endif

@@ -276,7 +276,7 @@ static const struct admin_col socket_cols[] = {
 
 /* Per-socket strings a row points at until it is written. */
 struct sock_text {
-	char local_addr[64], ptr[32], link[32];
+	char local_addr[64], ptr[32], link[32], tls[128];
 };
 
 /* local_addr/local_port of a socket ("unix" and listen_port for the unix socket). */
@@ -349,7 +349,8 @@ static void client_row(struct admin_reply *r, const struct client *c, const char
 	admin_row_text(&row, t.ptr);
 	admin_row_text(&row, c->server ? t.link : NULL);
 	admin_row_int(&row, peer_pid(c));
-	admin_row_text(&row, "");
+	conn_tls_describe(&c->conn, t.tls, sizeof(t.tls));
+	admin_row_text(&row, t.tls);
 	admin_row_text(&row, param_value(&c->params, "application_name"));
 	admin_row_int(&row, ps_client_count(c));
 	admin_row_uint(&row, c->id);
@@ -385,7 +386,8 @@ static void server_row(struct admin_reply *r, const struct server *s, const char
 	admin_row_text(&row, t.ptr);
 	admin_row_text(&row, s->client ? t.link : NULL);
 	admin_row_int(&row, (long long)s->backend_pid);
-	admin_row_text(&row, "");
+	conn_tls_describe(&s->conn, t.tls, sizeof(t.tls));
+	admin_row_text(&row, t.tls);
 	admin_row_text(&row, param_value(&s->params, "application_name"));
 	admin_row_int(&row, ps_server_count(s));
 	admin_row_uint(&row, s->id);

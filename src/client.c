@@ -32,11 +32,13 @@ static void client_readable(struct conn *conn);
 static void client_resume(struct conn *conn);
 static void client_peer_gone(struct conn *conn, int err);
 static void client_free(void *arg);
+static void client_tls_ready(struct conn *conn, const char *err);
 
 static const struct conn_ops client_ops = {
 	.readable = client_readable,
 	.resume = client_resume,
 	.peer_gone = client_peer_gone,
+	.tls_ready = client_tls_ready,
 };
 
 const char *client_state_name(enum client_state st)
@@ -188,7 +190,7 @@ void client_server_lost(struct client *c, const char *why)
 static void client_peer_gone(struct conn *conn, int err)
 {
 	struct client *c = container_of(conn, struct client, conn);
-	client_close(c, err ? strerror(err) : "write failed");
+	client_close(c, err ? conn_strerror(conn, err) : "write failed");
 }
 
 
@@ -462,9 +464,17 @@ void client_unlink(struct client *c)
 	client_process(c);
 }
 
+static void client_tls_ready(struct conn *conn, const char *err)
+{
+	struct client *c = container_of(conn, struct client, conn);
+	login_tls_ready(c, err);
+}
+
 static void client_readable(struct conn *conn)
 {
 	struct client *c = container_of(conn, struct client, conn);
+	if (c->state == CL_LOGIN && conn->bytes_in == 0 && login_try_direct_tls(c))
+		return;
 	ssize_t n = conn_read(conn);
 	if (n == 0) {
 		client_close(c, "client closed the connection");
@@ -473,7 +483,7 @@ static void client_readable(struct conn *conn)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
-		client_close(c, strerror(errno));
+		client_close(c, conn_strerror(conn, errno));
 		return;
 	}
 	c->request_time = loop_now();

@@ -129,15 +129,15 @@ static const struct key_def main_keys[] = {
 	       "close client connections idle this many seconds (0: never)"),
 	K_SECS(client_login_timeout, "60", RL, IM,
 	       "close clients that have not finished logging in after this many seconds"),
-	K_STR(client_tls13_ciphers, "", RL, NI, "TLS 1.3 cipher suites offered to clients"),
-	K_PATH(client_tls_ca_file, RL, NI, "CA certificates for checking client certificates"),
-	K_PATH(client_tls_cert_file, RL, NI, "certificate presented to clients"),
-	K_STR(client_tls_ciphers, "default", RL, NI, "TLS 1.2 ciphers offered to clients"),
-	K_STR(client_tls_dheparams, "auto", RL, NI, "Diffie-Hellman parameters for clients"),
-	K_STR(client_tls_ecdhcurve, "auto", RL, NI, "elliptic curve for ECDH with clients"),
-	K_PATH(client_tls_key_file, RL, NI, "private key for client_tls_cert_file"),
-	K_STR(client_tls_protocols, "secure", RL, NI, "TLS versions allowed to clients"),
-	K_CHOICE(client_tls_sslmode, sslmodes, "disable", RL, NI, "TLS policy towards clients"),
+	K_STR(client_tls13_ciphers, "", RL, IM, "TLS 1.3 cipher suites offered to clients"),
+	K_PATH(client_tls_ca_file, RL, IM, "CA certificates for checking client certificates"),
+	K_PATH(client_tls_cert_file, RL, IM, "certificate presented to clients"),
+	K_STR(client_tls_ciphers, "default", RL, IM, "TLS 1.2 ciphers offered to clients"),
+	K_STR(client_tls_dheparams, "auto", RL, IM, "Diffie-Hellman parameters for clients"),
+	K_STR(client_tls_ecdhcurve, "auto", RL, IM, "elliptic curve for ECDH with clients"),
+	K_PATH(client_tls_key_file, RL, IM, "private key for client_tls_cert_file"),
+	K_STR(client_tls_protocols, "secure", RL, IM, "TLS versions allowed to clients"),
+	K_CHOICE(client_tls_sslmode, sslmodes, "disable", RL, IM, "TLS policy towards clients"),
 	K_STR(conffile, "", RL, IM, "the configuration file (default: the one given on the command line)"),
 	K_COUNT(default_pool_size, "20", RL, IM,
 		"server connections per database/user pair (0: no limit)"),
@@ -216,13 +216,13 @@ static const struct key_def main_keys[] = {
 	K_BOOL(server_reset_query_always, "0", RL, IM,
 	       "run server_reset_query in every pool mode, not only session"),
 	K_BOOL(server_round_robin, "0", RL, NI, "reuse servers in turn instead of most recent first"),
-	K_STR(server_tls13_ciphers, "", RL, NI, "TLS 1.3 cipher suites offered to servers"),
-	K_PATH(server_tls_ca_file, RL, NI, "CA certificates for checking server certificates"),
-	K_PATH(server_tls_cert_file, RL, NI, "client certificate presented to servers"),
-	K_STR(server_tls_ciphers, "default", RL, NI, "TLS 1.2 ciphers offered to servers"),
-	K_PATH(server_tls_key_file, RL, NI, "private key for server_tls_cert_file"),
-	K_STR(server_tls_protocols, "secure", RL, NI, "TLS versions allowed to servers"),
-	K_CHOICE(server_tls_sslmode, sslmodes, "prefer", RL, NI, "TLS policy towards servers"),
+	K_STR(server_tls13_ciphers, "", RL, IM, "TLS 1.3 cipher suites offered to servers"),
+	K_PATH(server_tls_ca_file, RL, IM, "CA certificates for checking server certificates"),
+	K_PATH(server_tls_cert_file, RL, IM, "client certificate presented to servers"),
+	K_STR(server_tls_ciphers, "default", RL, IM, "TLS 1.2 ciphers offered to servers"),
+	K_PATH(server_tls_key_file, RL, IM, "private key for server_tls_cert_file"),
+	K_STR(server_tls_protocols, "secure", RL, IM, "TLS versions allowed to servers"),
+	K_CHOICE(server_tls_sslmode, sslmodes, "prefer", RL, IM, "TLS policy towards servers"),
 	K_STR(service_name, "tidepool", NR, NI, "name of the service (job_name is the same key)"),
 	K_SECS(shutdown_delay, "0", RL, IM,
 	       "seconds the listener stays open after SIGTERM while /readyz already fails"),
@@ -1192,6 +1192,12 @@ static void validate(struct loader *ld)
 	if (cfg->auth_type == AUTH_TYPE_HBA && !cfg->auth_hba_file[0]) {
 		w = key_where(ld, "auth_type");
 		error_at(ld, w.file, w.line, "auth_type = hba needs auth_hba_file");
+	}
+	if (cfg->auth_type == AUTH_TYPE_CERT &&
+	    (strcmp(cfg->client_tls_sslmode, "disable") == 0 || !cfg->client_tls_ca_file[0])) {
+		w = key_where(ld, "auth_type");
+		error_at(ld, w.file, w.line,
+			 "auth_type = cert needs client_tls_sslmode (other than disable) and client_tls_ca_file");
 	}
 }
 

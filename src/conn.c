@@ -1,6 +1,17 @@
 /* conn: socket I/O and forwarding (see conn.h).
  * Invariants: `fwd` lies in [in->start, in->end]; a conn with `blocked` set
- * is not reading and its peer has blocked_src pointing back at it. */
+ * is not reading and its peer has blocked_src pointing back at it.
+ *
+ * TLS: with `tls` set, reads and writes go through tls.c and the same two
+ * events also drive the handshake and OpenSSL's cross wants (a read that
+ * must write first, a write that must read first). `reading` stays what the
+ * owner asked for; rev may be added beyond it only while the TLS layer
+ * itself needs input. Bytes OpenSSL already took off the socket are not
+ * announced by the socket again, so after each read callback, and when
+ * reading is turned back on, such input is handed over by activating rev.
+ * A TLS write that returned "would block" is retried with the same bytes
+ * first: output is queued behind a blocked forward only on the way to a
+ * close (as for a plain socket, where it would break message framing). */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -16,6 +27,73 @@
 
 #include "log.h"
 #include "loop.h"
+#include "tls.h"
+
+static void set_writing(struct conn *c, bool on);
+static void write_ready(struct conn *dst);
+
+static bool has_output(const struct conn *c)
+{
+	return c->out && iobuf_len(c->out);
+}
+
+/* rev is needed by the TLS layer itself, whatever the owner wants. */
+static bool tls_needs_input(const struct conn *c)
+{
+	return !tls_established(c->tls) || tls_write_wants_read(c->tls);
+}
+
+/* Input OpenSSL holds is delivered as if the socket had announced it. */
+static void tls_hand_over_pending(struct conn *c)
+{
+	if (c->tls && c->fd >= 0 && c->reading && tls_established(c->tls) && tls_pending(c->tls))
+		event_active(&c->rev, EV_READ, 0);
+}
+
+static void handshake_step(struct conn *c)
+{
+	char err[200];
+	switch (tls_handshake(c->tls, err, sizeof(err))) {
+	case TLS_STEP_WANT_READ:
+		event_add(&c->rev, NULL);
+		if (c->writing && !has_output(c) && !c->blocked_src)
+			set_writing(c, false);
+		return;
+	case TLS_STEP_WANT_WRITE:
+		set_writing(c, true);
+		return;
+	case TLS_STEP_DONE:
+		if (!c->reading)
+			event_del(&c->rev);
+		if (c->writing && !has_output(c) && !c->blocked_src)
+			set_writing(c, false);
+		c->ops->tls_ready(c, NULL);
+		tls_hand_over_pending(c);
+		return;
+	case TLS_STEP_ERROR:
+		c->ops->tls_ready(c, err);
+		return;
+	}
+}
+
+static void on_read_tls(struct conn *c)
+{
+	if (!tls_established(c->tls)) {
+		handshake_step(c);
+		return;
+	}
+	if (tls_write_wants_read(c->tls)) {
+		write_ready(c);
+		if (c->fd < 0 || !c->tls)
+			return;
+		if (!c->reading && !tls_write_wants_read(c->tls))
+			event_del(&c->rev);
+	}
+	if (!c->reading)
+		return;
+	c->ops->readable(c);
+	tls_hand_over_pending(c);
+}
 
 /* SUSPEND: connections parked so far (their read events removed). */
 static bool suspended;
@@ -54,8 +132,9 @@ void conn_suspend(bool on)
 	for (size_t i = 0; i < n_parked; i++) {
 		struct conn *c = parked[i];
 		c->parked = false;
-		if (c->reading && c->fd >= 0)
+		if (c->fd >= 0 && (c->reading || (c->tls && tls_needs_input(c))))
 			event_add(&c->rev, NULL);
+		tls_hand_over_pending(c);
 	}
 	free(parked);
 	parked = NULL;
@@ -76,6 +155,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		park(c);
 		return;
 	}
+	if (c->tls) {
+		on_read_tls(c);
+		return;
+	}
 	c->ops->readable(c);
 }
 
@@ -89,6 +172,24 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		dst->ops->connected(dst);
 		return;
 	}
+	if (dst->tls) {
+		if (!tls_established(dst->tls)) {
+			handshake_step(dst);
+			return;
+		}
+		if (tls_read_wants_write(dst->tls) && dst->reading) {
+			dst->ops->readable(dst);   /* the read that waited for writability */
+			if (dst->fd < 0 || !dst->tls)
+				return;
+			tls_hand_over_pending(dst);
+		}
+	}
+	write_ready(dst);
+}
+
+/* dst is writable: queued output, then a blocked forward into it. */
+static void write_ready(struct conn *dst)
+{
 	enum conn_io r = conn_flush(dst);
 	if (r == CONN_IO_ERROR) {
 		dst->ops->peer_gone(dst, errno);
@@ -106,7 +207,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		if (r == CONN_IO_BLOCKED)
 			return;
 	}
-	if (dst->writing && !dst->blocked_src && !(dst->out && iobuf_len(dst->out))) {
+	if (dst->writing && !dst->blocked_src && !has_output(dst) &&
+	    !(dst->tls && dst->reading && tls_read_wants_write(dst->tls))) {
 		event_del(&dst->wev);
 		dst->writing = false;
 	}
@@ -127,11 +229,15 @@ void conn_set_reading(struct conn *c, bool on)
 {
 	if (on == c->reading || c->fd < 0)
 		return;
-	if (on)
-		event_add(&c->rev, NULL);
-	else
-		event_del(&c->rev);
 	c->reading = on;
+	if (on) {
+		event_add(&c->rev, NULL);
+		if (c->tls && tls_established(c->tls) && tls_read_wants_write(c->tls))
+			set_writing(c, true);
+		tls_hand_over_pending(c);
+	} else if (!c->tls || !tls_needs_input(c)) {
+		event_del(&c->rev);
+	}
 }
 
 static void set_writing(struct conn *c, bool on)
@@ -163,11 +269,12 @@ void conn_close(struct conn *c)
 	if (c->parked)
 		unpark(c);
 	if (c->fd >= 0) {
-		if (c->reading)
-			event_del(&c->rev);
-		if (c->writing)
-			event_del(&c->wev);
+		/* rev may be added for TLS while not reading; deleting is cheap */
+		event_del(&c->rev);
+		event_del(&c->wev);
 		c->reading = c->writing = false;
+		tls_close(c->tls);   /* close_notify goes out before the socket closes */
+		c->tls = NULL;
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -179,6 +286,18 @@ void conn_close(struct conn *c)
 	iobuf_put(c->out);
 	c->in = c->out = NULL;
 	c->fwd = c->remain = 0;
+}
+
+static ssize_t tls_read_some(struct conn *c, void *p, size_t n)
+{
+	if (!tls_established(c->tls)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	ssize_t r = tls_read(c->tls, p, n);
+	if (r < 0 && errno == EAGAIN && tls_read_wants_write(c->tls))
+		set_writing(c, true);
+	return r;
 }
 
 ssize_t conn_read(struct conn *c)
@@ -196,7 +315,8 @@ ssize_t conn_read(struct conn *c)
 		errno = ENOBUFS;
 		return -1;
 	}
-	ssize_t n = read(c->fd, b->data + b->end, b->cap - b->end);
+	ssize_t n = c->tls ? tls_read_some(c, b->data + b->end, b->cap - b->end)
+			   : read(c->fd, b->data + b->end, b->cap - b->end);
 	if (n > 0) {
 		b->end += (uint32_t)n;
 		c->bytes_in += (uint64_t)n;
@@ -233,9 +353,25 @@ void conn_consume(struct conn *c, uint32_t n)
 		c->fwd = c->in->start;
 }
 
+static ssize_t tls_write_some(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (!tls_established(c->tls)) {
+		errno = ENOTCONN;   /* nothing goes out in plaintext once TLS started */
+		return -1;
+	}
+	ssize_t w = tls_write(c->tls, p, n);
+	if (w > 0)
+		c->bytes_out += (uint64_t)w;
+	else if (w == 0 && tls_write_wants_read(c->tls))
+		event_add(&c->rev, NULL);
+	return w;
+}
+
 /* One write of p[0..n); returns bytes written, 0 on EAGAIN, -1 on error. */
 static ssize_t write_some(struct conn *c, const uint8_t *p, size_t n)
 {
+	if (c->tls)
+		return tls_write_some(c, p, n);
 	for (;;) {
 		ssize_t w = write(c->fd, p, n);
 		if (w >= 0) {
@@ -325,8 +461,9 @@ enum conn_io conn_forward(struct conn *src, struct conn *dst)
 	enum conn_io r;
 	bool have_in = src->in && src->fwd > src->in->start;
 	struct iobuf *out = dst->out;
-	if (have_in && out && iobuf_len(out) && dst->fd >= 0) {
-		/* Pooler-made bytes first, then the forwarded ones, one syscall. */
+	if (have_in && out && iobuf_len(out) && dst->fd >= 0 && !dst->tls) {
+		/* Pooler-made bytes first, then the forwarded ones, one syscall
+		 * (over TLS: one SSL_write each, in the same order). */
 		size_t olen = iobuf_len(out);
 		ssize_t w = writev_some(dst, out, src->in->data + src->in->start, src->fwd - src->in->start);
 		if (w < 0)
@@ -365,6 +502,74 @@ enum conn_io conn_forward(struct conn *src, struct conn *dst)
 	if (src->in && src->in->start == src->in->end && src->remain == 0)
 		conn_release_empty(src);
 	return CONN_IO_DONE;
+}
+
+bool conn_tls_accept(struct conn *c, bool direct, char *err, size_t errlen)
+{
+	if (c->fd < 0 || c->tls || has_output(c) || (c->in && iobuf_len(c->in))) {
+		snprintf(err, errlen, "cannot start TLS: %s", c->fd < 0 ? "connection closed"
+			 : c->tls ? "TLS already started" : "unencrypted data is pending");
+		return false;
+	}
+	c->tls = tls_accept_new(c->fd, direct, err, errlen);
+	if (!c->tls)
+		return false;
+	event_add(&c->rev, NULL);   /* the ClientHello starts it */
+	return true;
+}
+
+bool conn_tls_connect(struct conn *c, const char *host, char *err, size_t errlen)
+{
+	if (c->fd < 0 || c->tls || has_output(c) || (c->in && iobuf_len(c->in))) {
+		snprintf(err, errlen, "cannot start TLS: %s", c->fd < 0 ? "connection closed"
+			 : c->tls ? "TLS already started" : "unencrypted data is pending");
+		return false;
+	}
+	c->tls = tls_connect_new(c->fd, host, err, errlen);
+	if (!c->tls)
+		return false;
+	set_writing(c, true);       /* the ClientHello goes out from the loop */
+	return true;
+}
+
+bool conn_tls_active(const struct conn *c)
+{
+	return c->tls && tls_established(c->tls);
+}
+
+void conn_tls_describe(const struct conn *c, char *buf, size_t len)
+{
+	if (c->tls)
+		tls_describe(c->tls, buf, len);
+	else if (len)
+		buf[0] = '\0';
+}
+
+bool conn_tls_peer_cn(const struct conn *c, char *buf, size_t len)
+{
+	return c->tls && tls_peer_cn(c->tls, buf, len);
+}
+
+const char *conn_strerror(const struct conn *c, int err)
+{
+	if (c->tls && (err == EPROTO || err == ECONNRESET))
+		return tls_error(c->tls);
+	return strerror(err);
+}
+
+ssize_t conn_peek_byte(struct conn *c, uint8_t *b)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, b, 1, MSG_PEEK);
+		if (n >= 0 || errno != EINTR)
+			return n;
+	}
+}
+
+void conn_send_last(struct conn *c, const void *p, size_t n)
+{
+	if (c->fd >= 0 && !has_output(c))
+		(void)write_some(c, p, n);
 }
 
 void conn_peer_name(const struct conn *c, char *buf, size_t len, int *port)

@@ -9,7 +9,14 @@
  * is copied when the exchange starts, so a reload in the middle of it
  * cannot change what the password is checked against. A user without a
  * secret goes through the same exchange as any other and fails at the end
- * with the same error as a wrong password. */
+ * with the same error as a wrong password.
+ *
+ * TLS: an SSLRequest is answered 'S' when client TLS is configured (TCP
+ * only), then the handshake runs on the loop and the startup packet comes
+ * encrypted. Bytes that arrive together with the SSLRequest were sent
+ * before the client could know the answer, so they are refused rather
+ * than mixed into the encrypted stream. A ClientHello as the very first
+ * bytes is PostgreSQL 17's direct TLS. */
 #include "login.h"
 
 #include <pwd.h>
@@ -31,6 +38,7 @@
 #include "loop.h"
 #include "proto.h"
 #include "reload.h"
+#include "tls.h"
 
 enum auth_phase {
 	AUTH_PHASE_NONE,
@@ -155,6 +163,12 @@ static void start_sasl(struct client *c, const char *secret, int iterations)
 	a->phase = AUTH_PHASE_SASL_INIT;
 }
 
+/* The connection's encryption as PostgreSQL names it in hba errors. */
+static const char *encryption(const struct client *c)
+{
+	return conn_tls_active(&c->conn) ? "SSL encryption" : "no encryption";
+}
+
 /* Host name as PostgreSQL prints it in hba errors. */
 static const char *hba_host(const struct client *c)
 {
@@ -189,13 +203,29 @@ static void check_peer(struct client *c)
 }
 
 /* The one place where a client certificate is checked (auth_type = cert,
- * or an hba "cert" line). Needs the TLS connection and its verified
- * certificate, which the TLS work provides; until then every such login is
- * refused with a message that says why. */
+ * or an hba "cert" line): the certificate verified against
+ * client_tls_ca_file during the TLS handshake, whose common name must be
+ * the user name. */
 static void login_check_client_cert(struct client *c)
 {
-	client_fail(c, "28000", "certificate authentication for user \"%s\" needs a TLS connection with a client certificate",
-		    c->user);
+	char cn[256];
+	if (!conn_tls_active(&c->conn)) {
+		client_fail(c, "28000", "certificate authentication for user \"%s\" needs a TLS connection with a client certificate",
+			    c->user);
+		return;
+	}
+	if (!conn_tls_peer_cn(&c->conn, cn, sizeof(cn))) {
+		client_fail(c, "28000", "connection requires a valid client certificate");
+		return;
+	}
+	if (strcmp(cn, c->user) != 0) {
+		client_log(LOG_LVL_INFO, c, "certificate common name \"%s\" is not the user name", cn);
+		if (c->pool)
+			c->pool->stats.client_login_failures++;
+		client_fail(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
+		return;
+	}
+	login_authenticated(c);
 }
 
 /* Asks for the password the method wants; secret NULL means no such user. */
@@ -256,14 +286,14 @@ static bool method_from_hba(struct client *c, const struct config *cfg, enum log
 	struct hba_request req = {
 		.is_unix = c->is_unix,
 		.addr = c->is_unix ? NULL : &c->conn.addr.sa,
-		.tls = false,   /* the TLS work sets this from the client connection */
+		.tls = conn_tls_active(&c->conn),
 		.database = c->dbname,
 		.user = c->user,
 	};
 	struct hba_result r;
 	if (!hba_match(cfg->hba, &req, &r)) {
-		client_fail(c, "28000", "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", no encryption",
-			    hba_host(c), c->user, c->dbname);
+		client_fail(c, "28000", "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+			    hba_host(c), c->user, c->dbname, encryption(c));
 		return false;
 	}
 	client_log(LOG_LVL_DEBUG, c, "%s:%d: hba method %s", r.file, r.line, hba_method_name(r.method));
@@ -387,8 +417,8 @@ static void start_auth(struct client *c, const struct config *cfg)
 		login_authenticated(c);
 		return;
 	case LOGIN_REJECT:
-		client_fail(c, "28000", "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", no encryption",
-			    hba_host(c), c->user, c->dbname);
+		client_fail(c, "28000", "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
+			    hba_host(c), c->user, c->dbname, encryption(c));
 		return;
 	case LOGIN_PEER:
 		check_peer(c);
@@ -598,6 +628,11 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 	const char *db = proto_startup_get(st, "database");
 	c->user = xstrdup(user);
 	c->dbname = xstrdup(db && *db ? db : user);
+	if (!c->is_unix && !conn_tls_active(&c->conn) && tls_accept_mode() >= TLS_REQUIRE) {
+		client_fail(c, "28000", "SSL required: client_tls_sslmode = %s refuses unencrypted connections",
+			    tls_sslmode_name(tls_accept_mode()));
+		return;
+	}
 	for (size_t i = 0; i < st->n_params; i++)
 		if (!take_param(c, cfg, st->names[i], st->values[i]))
 			return;
@@ -620,6 +655,62 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 	negotiate_version(c, st);
 	c->pool = p;
 	start_auth(c, cfg);
+}
+
+static void start_tls(struct client *c, bool direct)
+{
+	char err[200];
+	conn_release_empty(&c->conn);
+	if (!conn_tls_accept(&c->conn, direct, err, sizeof(err)))
+		client_close(c, err);
+}
+
+/* SSLRequest: 'S' and the handshake when TLS is on offer, else 'N'. */
+static bool answer_ssl_request(struct client *c)
+{
+	if (c->conn.tls) {
+		client_fail(c, "08P01", "SSLRequest on an encrypted connection");
+		return false;
+	}
+	if (c->is_unix || !tls_accept_available()) {
+		(void)conn_send(&c->conn, "N", 1);
+		return true;
+	}
+	if (c->conn.in && iobuf_len(c->conn.in) > 0) {
+		client_fail(c, "08P01", "received unencrypted data after SSL request");
+		return false;
+	}
+	if (conn_send(&c->conn, "S", 1) != CONN_IO_DONE) {
+		client_close(c, "could not answer the SSLRequest");
+		return false;
+	}
+	start_tls(c, false);
+	return false;   /* the startup packet comes after the handshake */
+}
+
+bool login_try_direct_tls(struct client *c)
+{
+	uint8_t first;
+	if (c->is_unix || c->conn.tls || !tls_accept_available() || conn_peek_byte(&c->conn, &first) != 1 ||
+	    first != 0x16)   /* TLS handshake record */
+		return false;
+	client_log(LOG_LVL_DEBUG, c, "direct TLS connection");
+	start_tls(c, true);
+	return true;
+}
+
+void login_tls_ready(struct client *c, const char *err)
+{
+	if (err) {
+		client_log(LOG_LVL_INFO, c, "TLS handshake failed: %s", err);
+		client_close(c, "TLS handshake failed");
+		return;
+	}
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char info[128];
+		conn_tls_describe(&c->conn, info, sizeof(info));
+		client_log(LOG_LVL_DEBUG, c, "TLS established: %s", info);
+	}
 }
 
 /* Startup-phase packets: int32 length, int32 code, body. */
@@ -645,6 +736,8 @@ static bool startup_packet(struct client *c)
 	}
 	switch (st.code) {
 	case PROTO_SSL_REQUEST:
+		conn_consume(&c->conn, len);
+		return answer_ssl_request(c);
 	case PROTO_GSSENC_REQUEST:
 		conn_consume(&c->conn, len);
 		(void)conn_send(&c->conn, "N", 1);

@@ -456,15 +456,27 @@ int main(int argc, char **argv)
 	if (o.passwd_user)
 		return print_userlist_line(o.passwd_user);
 	struct config *cfg = load_or_exit(&o);
+	char tls_err[800];
 	if (o.check) {
+		bool tls_ok = reload_tls(cfg, true, tls_err, sizeof(tls_err));
+		reload_install(cfg);
+		reload_free();
+		if (!tls_ok) {
+			fprintf(stderr, "%s: TLS: %s\n", o.config_path, tls_err);
+			return 1;
+		}
 		printf("%s: configuration is valid\n", o.config_path);
-		config_free(cfg);
 		return 0;
 	}
 	log_set_verbosity(o.verbose + cfg->verbose, o.quiet);
 	if (!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility))
 		return 1;
 	reload_install(cfg);
+	if (!reload_tls(cfg, true, tls_err, sizeof(tls_err))) {
+		log_fatal("TLS: %s", tls_err);
+		reload_free();
+		return 1;
+	}
 	start_wall = loop_wall_now();
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg);

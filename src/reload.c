@@ -1,6 +1,8 @@
 /* reload: owns the current config snapshot. A reload parses into a new
  * snapshot; only a clean one replaces the old, so a bad file never
- * half-applies. Pools re-read their settings from the new snapshot. */
+ * half-applies. Pools re-read their settings from the new snapshot, and
+ * the TLS contexts are rebuilt from it (certificates and keys re-read);
+ * a side whose files do not load keeps its previous context and mode. */
 #include "reload.h"
 
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include "iobuf.h"
 #include "log.h"
 #include "pool.h"
+#include "tls.h"
 
 static struct config *current;
 
@@ -57,6 +60,44 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
 	}
 }
 
+static void tls_settings_of(const struct config *cfg, bool client_side, struct tls_settings *t)
+{
+	if (client_side) {
+		*t = (struct tls_settings){
+			.sslmode = cfg->client_tls_sslmode, .key_file = cfg->client_tls_key_file,
+			.cert_file = cfg->client_tls_cert_file, .ca_file = cfg->client_tls_ca_file,
+			.protocols = cfg->client_tls_protocols, .ciphers = cfg->client_tls_ciphers,
+			.tls13_ciphers = cfg->client_tls13_ciphers, .ecdhcurve = cfg->client_tls_ecdhcurve,
+			.dheparams = cfg->client_tls_dheparams,
+		};
+	} else {
+		*t = (struct tls_settings){
+			.sslmode = cfg->server_tls_sslmode, .key_file = cfg->server_tls_key_file,
+			.cert_file = cfg->server_tls_cert_file, .ca_file = cfg->server_tls_ca_file,
+			.protocols = cfg->server_tls_protocols, .ciphers = cfg->server_tls_ciphers,
+			.tls13_ciphers = cfg->server_tls13_ciphers,
+		};
+	}
+}
+
+bool reload_tls(const struct config *cfg, bool startup, char *err, size_t errlen)
+{
+	struct tls_settings t;
+	char e1[400] = "", e2[400] = "";
+	tls_settings_of(cfg, true, &t);
+	bool ok1 = tls_configure_accept(&t, e1, sizeof(e1));
+	tls_settings_of(cfg, false, &t);
+	bool ok2 = tls_configure_connect(&t, e2, sizeof(e2));
+	snprintf(err, errlen, "%s%s%s", e1, e1[0] && e2[0] ? "; " : "", e2);
+	if (!startup && !ok1)
+		log_error("client TLS settings not applied, keeping the previous ones (client_tls_sslmode = %s): %s",
+			  tls_sslmode_name(tls_accept_mode()), e1);
+	if (!startup && !ok2)
+		log_error("server TLS settings not applied, keeping the previous ones (server_tls_sslmode = %s): %s",
+			  tls_sslmode_name(tls_connect_mode()), e2);
+	return ok1 && ok2;
+}
+
 void reload_swap(struct config *cfg)
 {
 	/* Restart-only settings keep their old values in the new snapshot. */
@@ -66,6 +107,8 @@ void reload_swap(struct config *cfg)
 	current = cfg;
 	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
 	pool_apply_config(cfg);
+	char tls_err[800];
+	(void)!reload_tls(cfg, false, tls_err, sizeof(tls_err));
 	config_free(old);
 }
 
@@ -94,6 +137,7 @@ bool reload_config(char **errors)
 
 void reload_free(void)
 {
+	tls_free_contexts();
 	config_free(current);
 	current = NULL;
 }

@@ -41,12 +41,14 @@ static void server_peer_gone(struct conn *conn, int err);
 static void server_connected(struct conn *conn);
 static void server_free(void *arg);
 static void server_start(struct server *s, int fd, const struct sockaddr_storage *ss, socklen_t len);
+static void server_tls_ready(struct conn *conn, const char *err);
 
 static const struct conn_ops server_ops = {
 	.readable = server_readable,
 	.resume = server_resume,
 	.peer_gone = server_peer_gone,
 	.connected = server_connected,
+	.tls_ready = server_tls_ready,
 };
 
 const char *server_state_name(enum server_state st)
@@ -281,7 +283,7 @@ void server_close(struct server *s, const char *reason)
 		struct proto_writer w;
 		proto_writer_init(&w, term, sizeof(term));
 		proto_write_terminate(&w);
-		(void)!write(s->conn.fd, term, w.len);
+		conn_send_last(&s->conn, term, w.len);
 	}
 	struct pool *p = s->pool;
 	const struct server_request_ops *req = s->request;
@@ -308,7 +310,7 @@ static void server_free(void *arg)
 static void server_peer_gone(struct conn *conn, int err)
 {
 	struct server *s = container_of(conn, struct server, conn);
-	server_close(s, err ? strerror(err) : "write failed");
+	server_close(s, err ? conn_strerror(conn, err) : "write failed");
 }
 
 /* ParameterStatus: remember the backend's value, and the client's when the
@@ -686,10 +688,15 @@ static void server_readable(struct conn *conn)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
-		server_close(s, strerror(errno));
+		server_close(s, conn_strerror(conn, errno));
 		return;
 	}
 	server_process(s);
+}
+
+static void server_tls_ready(struct conn *conn, const char *err)
+{
+	server_login_tls_ready(container_of(conn, struct server, conn), err);
 }
 
 static void server_resume(struct conn *conn)

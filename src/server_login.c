@@ -1,6 +1,12 @@
 /* server_login: the login exchange with a backend (see server_login.h).
  * On success the pool gets the server through pool_server_ready(); on
- * failure the server's own error goes to the clients waiting to log in. */
+ * failure the server's own error goes to the clients waiting to log in.
+ *
+ * TLS (TCP backends, server_tls_sslmode other than disable): SSLRequest
+ * first; 'S' starts the handshake and the startup packet follows over TLS;
+ * 'N' continues in plaintext unless the mode requires TLS. allow behaves
+ * like prefer (asking costs one round trip, never a failure). Bytes after
+ * the 'S' were not protected by TLS and fail the login. */
 #include "server_login.h"
 
 #include <stdio.h>
@@ -13,6 +19,7 @@
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
+#include "tls.h"
 
 void server_login_free(struct server *s)
 {
@@ -40,7 +47,7 @@ static void send_or_close(struct server *s, const struct proto_writer *w)
 		server_close(s, "could not send to server");
 }
 
-void server_login_start(struct server *s)
+static void send_startup(struct server *s)
 {
 	struct pool *p = s->pool;
 	const char *names[8], *values[8];
@@ -56,6 +63,74 @@ void server_login_start(struct server *s)
 	proto_writer_init(&w, buf, sizeof(buf));
 	proto_write_startup(&w, names, values, n);
 	send_or_close(s, &w);
+}
+
+static void login_fail(struct server *s, const char *sqlstate, const char *msg);
+
+void server_login_start(struct server *s)
+{
+	if (tls_connect_mode() == TLS_DISABLE || s->connect_addr.ss_family == AF_UNIX) {
+		send_startup(s);
+		return;
+	}
+	uint8_t req[8];
+	put_be32(req, sizeof(req));
+	put_be32(req + 4, PROTO_SSL_REQUEST);
+	s->ssl_requested = true;
+	if (conn_send(&s->conn, req, sizeof(req)) == CONN_IO_ERROR)
+		server_close(s, "could not send SSLRequest to server");
+}
+
+/* The one-byte answer to SSLRequest; true when login input may go on. */
+static bool ssl_answer(struct server *s)
+{
+	struct iobuf *b = s->conn.in;
+	char err[240];
+	uint8_t a = b->data[b->start];
+	s->ssl_requested = false;
+	conn_consume(&s->conn, 1);
+	if (a == 'N') {
+		if (tls_connect_mode() >= TLS_REQUIRE) {
+			snprintf(err, sizeof(err), "server does not support SSL, but server_tls_sslmode = %s",
+				 tls_sslmode_name(tls_connect_mode()));
+			login_fail(s, "08006", err);
+			return false;
+		}
+		send_startup(s);
+		return true;
+	}
+	if (a != 'S') {
+		snprintf(err, sizeof(err), "unexpected answer to SSLRequest from server (byte 0x%02x)", a);
+		login_fail(s, "08P01", err);
+		return false;
+	}
+	if (iobuf_len(b) > 0) {
+		login_fail(s, "08P01", "server sent unencrypted data after accepting SSL");
+		return false;
+	}
+	conn_release_empty(&s->conn);
+	/* the name this server was opened for (SNI, verify-full), not the list */
+	struct pool *p = s->pool;
+	const char *host = s->host_idx >= 0 && (size_t)s->host_idx < p->n_hosts ? p->hosts[s->host_idx] : NULL;
+	if (!conn_tls_connect(&s->conn, host, err, sizeof(err)))
+		login_fail(s, "08006", err);
+	return false;   /* server_login_tls_ready goes on */
+}
+
+void server_login_tls_ready(struct server *s, const char *err)
+{
+	if (err) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "TLS handshake with server failed: %s", err);
+		login_fail(s, "08006", msg);
+		return;
+	}
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char info[128];
+		conn_tls_describe(&s->conn, info, sizeof(info));
+		server_log(LOG_LVL_DEBUG, s, "TLS established: %s", info);
+	}
+	send_startup(s);
 }
 
 static void login_fail(struct server *s, const char *sqlstate, const char *msg)
@@ -212,7 +287,10 @@ static void login_complete(struct server *s, const uint8_t *body, size_t len)
 	if (!p->have_welcome)
 		pool_set_welcome(p, s->login_params, s->n_login_params);
 	server_login_free(s);
-	server_log(LOG_LVL_INFO, s, "new server connection (backend pid %u)", s->backend_pid);
+	char tls_info[128];
+	conn_tls_describe(&s->conn, tls_info, sizeof(tls_info));
+	server_log(LOG_LVL_INFO, s, "new server connection (backend pid %u%s%s)", s->backend_pid,
+		   tls_info[0] ? ", TLS " : "", tls_info);
 	p->last_connect_failure = 0;
 	p->stats.server_logins++;
 	if (p->connect_query) {
@@ -254,6 +332,8 @@ static bool login_message(struct server *s, uint8_t type, const uint8_t *body, s
 
 void server_login_input(struct server *s)
 {
+	if (s->ssl_requested && s->conn.in && iobuf_len(s->conn.in) > 0 && !ssl_answer(s))
+		return;
 	while (s->state == SV_LOGIN && !s->internal && s->conn.in) {
 		struct iobuf *b = s->conn.in;
 		struct proto_header h;

@@ -264,7 +264,8 @@ class PgServer:
     host = "127.0.0.1"
     superuser = SUPERUSER
 
-    def __init__(self, max_connections=300):
+    def __init__(self, max_connections=300, extra_conf=""):
+        self.extra_conf = extra_conf     # appended to postgresql.conf (e.g. ssl = on)
         self.bindir = pg_bindir()
         self.dir = tempfile.mkdtemp(prefix="tidepool-pg-", dir="/tmp")
         self.datadir = os.path.join(self.dir, "data")
@@ -307,6 +308,7 @@ class PgServer:
             "log_min_messages = warning\n"
             "log_line_prefix = '%%m [%%p] %%u@%%d '\n"
         ) % (self.port, self.sockdir, self.max_connections)
+        conf += self.extra_conf
         hba = (
             "local all all trust\n"
             "host all scram_user 127.0.0.1/32 scram-sha-256\n"

@@ -830,7 +830,11 @@ static void test_key_table(void)
 		" cancel_wait_timeout pkt_buf max_packet_size conffile max_client_prepared_statements"
 		" metrics_listen_addr metrics_port shutdown_delay shutdown_timeout shutdown_mode"
 		" readyz_checks_backend server_fast_close stats_period max_prepared_statements"
-		" suspend_timeout dns_max_ttl dns_nxdomain_ttl dns_zone_check_period resolv_conf ";
+		" suspend_timeout dns_max_ttl dns_nxdomain_ttl dns_zone_check_period resolv_conf"
+		" client_tls_sslmode client_tls_key_file client_tls_cert_file client_tls_ca_file"
+		" client_tls_protocols client_tls_ciphers client_tls13_ciphers client_tls_ecdhcurve"
+		" client_tls_dheparams server_tls_sslmode server_tls_ca_file server_tls_key_file"
+		" server_tls_cert_file server_tls_protocols server_tls_ciphers server_tls13_ciphers ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
