@@ -7,6 +7,7 @@ unrelated CA with the openssl command-line tool. `pg_ssl` is a PostgreSQL
 of this module with ssl = on and that server certificate.
 """
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -19,7 +20,8 @@ import psycopg
 import pytest
 
 import pgraw
-from conftest import IS_ROOT, PG_OS_USER, PgServer, clean_env, pg_bin, tidepool_bin, wait_until
+from conftest import (IS_ROOT, PG_OS_USER, Background, PgServer, clean_env, pg_bin, tidepool_bin,
+                      wait_until)
 
 
 # ------------------------------------------------------------- certificates
@@ -387,6 +389,74 @@ def test_pgbench_through_tls_on_both_sides(tidepool, certs, pg_ssl):
     ssl_backends = pg_ssl.sql("select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) "
                               "where a.datname = 'appdb' and s.ssl")
     assert ssl_backends[0][0] >= len(servers)
+
+
+@pytest.mark.hard_timeout(300)
+def test_large_transfers_through_tls_on_both_sides(tidepool, certs, pg_ssl):
+    """Records bigger than the pooler's buffers, partial TLS writes and
+    backpressure: 10 MB COPY in and out, 1 MB rows and queries, with a
+    second client working alongside."""
+    tp = tidepool(pool_mode="transaction", databases=ssl_databases(pg_ssl), default_pool_size=2,
+                  server_tls_sslmode="require", **client_tls(certs))
+    pg_ssl.sql("DROP TABLE IF EXISTS tls_copy; CREATE TABLE tls_copy (id int, payload text); "
+               "ALTER TABLE tls_copy OWNER TO app", dbname="appdb")
+    rows = 100_000
+    data = "".join("%d\t%s\n" % (i, (str(i) * 30)[:100]) for i in range(rows)).encode()
+    stop = []
+
+    def bystander():
+        n = 0
+        with tp.connect(sslmode="require") as c:
+            while not stop:
+                assert c.execute("select %s::int", (n,)).fetchone()[0] == n
+                n += 1
+        return n
+
+    side = Background(bystander)
+    with tp.connect(sslmode="require") as c:
+        with c.cursor().copy("COPY tls_copy FROM STDIN") as cp:
+            for off in range(0, len(data), 65536):
+                cp.write(data[off:off + 65536])
+        assert c.execute("select count(*) from tls_copy").fetchone()[0] == rows
+        out = bytearray()
+        with c.cursor().copy("COPY (SELECT * FROM tls_copy ORDER BY id) TO STDOUT") as cp:
+            for chunk in cp:
+                out += chunk
+        big = "q" * (1 << 20)
+        for _ in range(3):
+            assert c.execute("select length(%s::text)", (big,)).fetchone()[0] == 1 << 20
+            assert c.execute("select repeat('r', 1 << 20)").fetchone()[0] == "r" * (1 << 20)
+    stop.append(True)
+    assert side.result(60) > 0
+    assert hashlib.sha256(bytes(out)).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_cancel_with_tls_on_both_sides(tidepool, certs, pg_ssl):
+    """libpq sends its CancelRequest unencrypted (before 17) even with
+    sslmode=require: accepted under client_tls_sslmode = require, and
+    forwarded to the TLS backend as PostgreSQL accepts it, in plaintext."""
+    tp = tidepool(pool_mode="transaction", databases=ssl_databases(pg_ssl),
+                  server_tls_sslmode="verify-full", server_tls_ca_file=certs.path("ca.crt"),
+                  **client_tls(certs))
+    a = tp.connect(sslmode="require")
+    ta = Background(a.execute, "select pg_sleep(30)")
+    assert wait_until(lambda: any("pg_sleep(30)" in (r[3] or "") and r[2] == "active"
+                                  for r in pg_ssl.backends()), timeout=10)
+    a.cancel()
+    err = ta.exception(15)
+    assert isinstance(err, psycopg.errors.QueryCanceled), repr(err)
+    assert a.execute("select 'usable'").fetchone() == ("usable",)
+    a.close()
+
+
+def test_ssl_request_on_the_unix_socket_is_answered_N(tidepool, certs):
+    tp = tidepool(**client_tls(certs))
+    with pgraw.RawConn(tp.unix_socket_path()) as c:
+        c.send(pgraw.ssl_request())
+        assert c.read_byte() == b"N"
+        c.startup(user="app", database="appdb")
+        rows, err, status = c.query("select 'unix'")
+        assert err is None and rows == [["unix"]]
 
 
 # ------------------------------------------------------------ reload, config
