@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,19 @@ static void take_error(char *err, size_t len, const char *fallback)
 		snprintf(err, len, "%s", fallback);
 	}
 	ERR_clear_error();
+}
+
+/* err = "what (OpenSSL's reason)"; the queue is cleared. */
+static void fail_with(char *err, size_t len, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void fail_with(char *err, size_t len, const char *fmt, ...)
+{
+	char what[300], reason[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	take_error(reason, sizeof(reason), "");
+	snprintf(err, len, reason[0] ? "%s (%s)" : "%s", what, reason);
 }
 
 /* ------------------------------------------------------------ contexts */
@@ -141,7 +155,7 @@ static bool set_protocols(SSL_CTX *ctx, const char *spec, char *err, size_t errl
 		}
 	}
 	if (!SSL_CTX_set_min_proto_version(ctx, lo) || !SSL_CTX_set_max_proto_version(ctx, hi)) {
-		take_error(err, errlen, "cannot set the TLS protocol range");
+		fail_with(err, errlen, "cannot set the TLS protocol range");
 		return false;
 	}
 	return true;
@@ -160,13 +174,11 @@ static bool set_ciphers(SSL_CTX *ctx, const char *ciphers, const char *tls13, ch
 		if (strcasecmp(list, wide[i]) == 0)
 			list = "ALL:!aNULL:!eNULL";
 	if (list && !SSL_CTX_set_cipher_list(ctx, list)) {
-		take_error(err, errlen, "no usable cipher");
-		snprintf(err + strlen(err), errlen - strlen(err), " in \"%s\"", list);
+		fail_with(err, errlen, "no usable cipher in \"%s\"", list);
 		return false;
 	}
 	if (tls13 && *tls13 && !SSL_CTX_set_ciphersuites(ctx, tls13)) {
-		take_error(err, errlen, "no usable TLS 1.3 cipher suite");
-		snprintf(err + strlen(err), errlen - strlen(err), " in \"%s\"", tls13);
+		fail_with(err, errlen, "no usable TLS 1.3 cipher suite in \"%s\"", tls13);
 		return false;
 	}
 	return true;
@@ -177,8 +189,7 @@ static bool set_key_exchange(SSL_CTX *ctx, const struct tls_settings *s, char *e
 	const char *curve = s->ecdhcurve && *s->ecdhcurve ? s->ecdhcurve : "auto";
 	if (strcasecmp(curve, "auto") != 0 && strcasecmp(curve, "none") != 0 &&
 	    !SSL_CTX_set1_groups_list(ctx, curve)) {
-		take_error(err, errlen, "unknown group");
-		snprintf(err + strlen(err), errlen - strlen(err), ": client_tls_ecdhcurve = %s", curve);
+		fail_with(err, errlen, "client_tls_ecdhcurve = %s: unknown group", curve);
 		return false;
 	}
 	const char *dh = s->dheparams && *s->dheparams ? s->dheparams : "auto";
@@ -204,19 +215,16 @@ static bool load_cert(SSL_CTX *ctx, const char *prefix, const struct tls_setting
 		return false;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, s->cert_file) != 1) {
-		take_error(err, errlen, "cannot load certificate");
-		snprintf(err + strlen(err), errlen - strlen(err), ": %s_tls_cert_file %s", prefix, s->cert_file);
+		fail_with(err, errlen, "cannot load the certificate from %s_tls_cert_file %s", prefix, s->cert_file);
 		return false;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, s->key_file, SSL_FILETYPE_PEM) != 1) {
-		take_error(err, errlen, "cannot load private key");
-		snprintf(err + strlen(err), errlen - strlen(err), ": %s_tls_key_file %s", prefix, s->key_file);
+		fail_with(err, errlen, "cannot load the private key from %s_tls_key_file %s", prefix, s->key_file);
 		return false;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		take_error(err, errlen, "key does not match certificate");
-		snprintf(err + strlen(err), errlen - strlen(err), ": %s_tls_key_file %s and %s_tls_cert_file %s",
-			 prefix, s->key_file, prefix, s->cert_file);
+		fail_with(err, errlen, "%s_tls_key_file %s does not match %s_tls_cert_file %s", prefix,
+			  s->key_file, prefix, s->cert_file);
 		return false;
 	}
 	return true;
@@ -225,8 +233,7 @@ static bool load_cert(SSL_CTX *ctx, const char *prefix, const struct tls_setting
 static bool load_ca(SSL_CTX *ctx, const char *prefix, const char *ca_file, char *err, size_t errlen)
 {
 	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		take_error(err, errlen, "cannot load CA file");
-		snprintf(err + strlen(err), errlen - strlen(err), ": %s_tls_ca_file %s", prefix, ca_file);
+		fail_with(err, errlen, "cannot load CA certificates from %s_tls_ca_file %s", prefix, ca_file);
 		return false;
 	}
 	return true;
@@ -259,7 +266,7 @@ static SSL_CTX *build_accept(const struct tls_settings *s, enum tls_sslmode mode
 	ERR_clear_error();
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) {
-		take_error(err, errlen, "cannot create a TLS context");
+		fail_with(err, errlen, "cannot create a TLS context");
 		return NULL;
 	}
 	ctx_common(ctx);
@@ -299,7 +306,7 @@ static SSL_CTX *build_connect(const struct tls_settings *s, enum tls_sslmode mod
 	ERR_clear_error();
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx) {
-		take_error(err, errlen, "cannot create a TLS context");
+		fail_with(err, errlen, "cannot create a TLS context");
 		return NULL;
 	}
 	ctx_common(ctx);
@@ -310,11 +317,11 @@ static SSL_CTX *build_connect(const struct tls_settings *s, enum tls_sslmode mod
 		if (s->ca_file && *s->ca_file)
 			ok = load_ca(ctx, "server", s->ca_file, err, errlen);
 		else if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-			take_error(err, errlen, "cannot load the system CA store"), ok = false;
+			fail_with(err, errlen, "cannot load the system CA store"), ok = false;
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	}
 	if (ok && SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, sizeof(alpn_postgresql) - 1) != 0) {
-		take_error(err, errlen, "cannot set ALPN");
+		fail_with(err, errlen, "cannot set ALPN");
 		ok = false;
 	}
 	ERR_clear_error();
@@ -378,7 +385,7 @@ static struct tls_conn *session_new(SSL_CTX *ctx, int fd, char *err, size_t errl
 	ERR_clear_error();
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl || SSL_set_fd(ssl, fd) != 1) {
-		take_error(err, errlen, "cannot create a TLS session");
+		fail_with(err, errlen, "cannot create a TLS session");
 		SSL_free(ssl);
 		return NULL;
 	}
@@ -404,7 +411,7 @@ static bool set_peer_name(struct tls_conn *t, const char *host, char *err, size_
 	unsigned char ip[16];
 	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
 	if (!is_ip && SSL_set_tlsext_host_name(t->ssl, host) != 1) {
-		take_error(err, errlen, "cannot set SNI");
+		fail_with(err, errlen, "cannot set SNI");
 		return false;
 	}
 	if (connect_side.mode != TLS_VERIFY_FULL)
@@ -413,7 +420,7 @@ static bool set_peer_name(struct tls_conn *t, const char *host, char *err, size_
 	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	int r = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : SSL_set1_host(t->ssl, host);
 	if (r != 1) {
-		take_error(err, errlen, "cannot set the expected host name");
+		fail_with(err, errlen, "cannot set the expected host name");
 		return false;
 	}
 	return true;
