@@ -362,9 +362,19 @@ static ssize_t tls_write_some(struct conn *c, const uint8_t *p, size_t n)
 	ssize_t w = tls_write(c->tls, p, n);
 	if (w > 0)
 		c->bytes_out += (uint64_t)w;
-	else if (w == 0 && tls_write_wants_read(c->tls))
-		event_add(&c->rev, NULL);
 	return w;
+}
+
+/* A write blocked: wait for writability, or for input when OpenSSL must
+ * read first (then wev would only spin). */
+static void wait_to_write(struct conn *c)
+{
+	if (c->tls && tls_write_wants_read(c->tls)) {
+		event_add(&c->rev, NULL);
+		set_writing(c, false);
+		return;
+	}
+	set_writing(c, true);
 }
 
 /* One write of p[0..n); returns bytes written, 0 on EAGAIN, -1 on error. */
@@ -404,7 +414,7 @@ enum conn_io conn_flush(struct conn *c)
 		c->out = NULL;
 		return CONN_IO_DONE;
 	}
-	set_writing(c, true);
+	wait_to_write(c);
 	return CONN_IO_BLOCKED;
 }
 
@@ -493,7 +503,7 @@ enum conn_io conn_forward(struct conn *src, struct conn *dst)
 		src->blocked = true;
 		dst->blocked_src = src;
 		conn_set_reading(src, false);
-		set_writing(dst, true);
+		wait_to_write(dst);
 		return r;
 	}
 	if (dst->blocked_src == src)
