@@ -497,21 +497,36 @@ def test_reload_rereads_certificates_and_a_broken_key_keeps_the_old(tidepool, ce
     live.close()
 
 
+def _check(path):
+    r = subprocess.run([tidepool_bin(), "--check", path], capture_output=True, text=True, timeout=30)
+    assert "Sanitizer" not in r.stderr, r.stderr
+    return r
+
+
 def test_bad_tls_files_are_refused_at_start_and_by_check(tidepool, certs, tmp_path):
     tp = tidepool(start=False, **client_tls(certs, client_tls_key_file=str(tmp_path / "missing.key")))
-    r = subprocess.run([tidepool_bin(), "--check", tp.config_path], capture_output=True, text=True, timeout=30)
+    r = _check(tp.config_path)
     assert r.returncode == 1 and "client_tls_key_file" in r.stderr, r.stderr
     p = subprocess.run([tidepool_bin(), tp.config_path], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "client_tls_key_file" in p.stderr, p.stderr
+    assert "Sanitizer" not in p.stderr, p.stderr
     tp2 = tidepool(start=False, client_tls_sslmode="require")
-    r = subprocess.run([tidepool_bin(), "--check", tp2.config_path], capture_output=True, text=True, timeout=30)
+    r = _check(tp2.config_path)
     assert r.returncode == 1 and "client_tls_key_file" in r.stderr, r.stderr
     tp3 = tidepool(start=False, **client_tls(certs, client_tls_protocols="tlsv9"))
-    r = subprocess.run([tidepool_bin(), "--check", tp3.config_path], capture_output=True, text=True, timeout=30)
+    r = _check(tp3.config_path)
     assert r.returncode == 1 and "tlsv9" in r.stderr, r.stderr
     tp4 = tidepool(start=False, auth_type="cert")
-    r = subprocess.run([tidepool_bin(), "--check", tp4.config_path], capture_output=True, text=True, timeout=30)
+    r = _check(tp4.config_path)
     assert r.returncode == 1 and "auth_type = cert" in r.stderr, r.stderr
+    tp5 = tidepool(start=False, server_tls_sslmode="verify-full",
+                   server_tls_ca_file=str(tmp_path / "no-ca.crt"))
+    r = _check(tp5.config_path)
+    assert r.returncode == 1 and "server_tls_ca_file" in r.stderr, r.stderr
+    tp6 = tidepool(start=False, **client_tls(certs, client_tls_key_file=certs.path("client_app.key")))
+    r = _check(tp6.config_path)
+    assert r.returncode == 1 and ("mismatch" in r.stderr or "does not match" in r.stderr), r.stderr
+    assert _check(tidepool(start=False, **client_tls(certs)).config_path).returncode == 0
 
 
 def _tls_session(tp, certs, **opts):
