@@ -303,6 +303,29 @@ def test_auth_type_cert_without_a_certificate_gets_a_clear_error(tidepool, certs
         assert conn.execute("select 1").fetchone() == (1,)
 
 
+def test_hba_hostssl_hostnossl_and_cert_lines(tidepool, certs, tmp_path):
+    """auth_type = hba sees whether the connection is encrypted: hostssl
+    lines match TLS clients only, hostnossl plaintext ones only, and a
+    cert line checks the client certificate."""
+    hba = tmp_path / "hba.conf"
+    hba.write_text("hostssl appdb all 127.0.0.1/32 cert\n"
+                   "hostssl postgres all 127.0.0.1/32 trust\n"
+                   "hostnossl all all 127.0.0.1/32 reject\n")
+    tp = tidepool(auth_type="hba", auth_hba_file=str(hba), auth_file={"app": "app_pw"},
+                  **client_tls(certs, mode="prefer", client_tls_ca_file=certs.path("ca.crt")))
+    with tp.connect(dbname="postgres", sslmode="require") as conn:
+        assert conn.execute("select 'hostssl'").fetchone() == ("hostssl",)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        tp.connect(dbname="postgres", sslmode="disable")
+    assert "rejects connection" in str(ei.value) and "no encryption" in str(ei.value)
+    with tp.connect(sslmode="require", sslcert=certs.path("client_app.crt"),
+                    sslkey=certs.path("client_app.key")) as conn:
+        assert conn.execute("select current_user").fetchone() == ("app",)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        tp.connect(sslmode="require")
+    assert "valid client certificate" in str(ei.value)
+
+
 # ------------------------------------------------------------ server side
 
 def test_server_verify_full(tidepool, certs, pg_ssl):
