@@ -107,10 +107,21 @@ class Postgres:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def supports_prepared(binary, section):
+    """tidepool, and PgBouncer from 1.21 on, track prepared statements in
+    transaction mode (max_prepared_statements); older PgBouncers do not
+    know the key."""
+    if section == "tidepool":
+        return True
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"PgBouncer (\d+)\.(\d+)", out)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (1, 21)
+
+
 class Pooler:
     """A pooler process in transaction mode with pool size 10."""
 
-    def __init__(self, name, binary, work, pg, pool_size, section):
+    def __init__(self, name, binary, work, pg, pool_size, section, wrapper=()):
         self.name = name
         self.port = free_port()
         d = os.path.join(work, name)
@@ -127,14 +138,17 @@ class Pooler:
                     "log_disconnections = 0\n" % (section, self.port, users, pool_size))
             if name == "tidepool":
                 f.write("metrics_port = 0\n")
+            if supports_prepared(binary, section):
+                # protocol-level prepared statements in transaction mode
+                f.write("max_prepared_statements = 200\n")
         if IS_ROOT:
             for p in (d, users, conf):
                 shutil.chown(p, PG_OS_USER)
         self.log = open(os.path.join(d, "log"), "w")
-        cmd = [binary, conf]
+        cmd = list(wrapper) + [binary, conf]
         self.proc = subprocess.Popen(as_pg_user(cmd), stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=lambda: raise_nofile(30000))
-        wait_port(self.port)
+        wait_port(self.port, 60 if wrapper else 20)   # valgrind starts slowly
         self.pid = self._find_pid()
 
     def _find_pid(self):
@@ -154,10 +168,10 @@ class Pooler:
                     return int(line.split()[1]) * 1024
         return 0
 
-    def stop(self):
+    def stop(self, timeout=10):
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(10)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         subprocess.run(["pkill", "-9", "-P", str(self.proc.pid)], stderr=subprocess.DEVNULL)
