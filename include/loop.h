@@ -17,7 +17,8 @@ struct event_base *loop_base(void);
 void loop_run(void);
 void loop_exit(void);
 
-/* Monotonic time in microseconds (vDSO clock, no syscall). */
+/* Monotonic time in microseconds, read once per loop iteration (vDSO
+ * clock, no syscall): calls within one iteration may return the same value. */
 usec_t loop_now(void);
 /* Wall-clock time in microseconds since the epoch. */
 usec_t loop_wall_now(void);

@@ -1,6 +1,10 @@
-/* loop: owns the event_base and the deferred queue.
+/* loop: owns the event_base, the deferred queue and the cached clock.
  * I/O events run at priority 0; the deferred queue's event at priority 1, so
- * it runs only after every ready I/O callback of the iteration. */
+ * it runs only after every ready I/O callback of the iteration.
+ * loop_run() drives libevent one iteration at a time (EVLOOP_ONCE) so that
+ * the monotonic clock is read at most once per iteration: a transaction
+ * asks for the time a dozen times (state changes, stats), and the answers
+ * within one iteration may be equal. */
 #include "loop.h"
 
 #include <event2/event.h>
@@ -12,6 +16,13 @@
 
 static struct event_base *base;
 static struct event *deferred_ev;
+
+/* The clock as first read in the current iteration; valid only inside
+ * loop_run(), so code running outside the loop (start-up, unit tests)
+ * always reads the clock. */
+static bool in_iteration;
+static bool now_valid;
+static usec_t now_cached;
 
 struct deferred {
 	loop_deferred_fn fn;
@@ -66,7 +77,16 @@ struct event_base *loop_base(void)
 
 void loop_run(void)
 {
-	event_base_dispatch(base);
+	for (;;) {
+		now_valid = false;
+		in_iteration = true;
+		int r = event_base_loop(base, EVLOOP_ONCE);
+		in_iteration = false;
+		now_valid = false;
+		/* 1: nothing left to wait for; -1: error; a loopbreak ends it too */
+		if (r != 0 || event_base_got_break(base))
+			return;
+	}
 }
 
 void loop_exit(void)
@@ -76,9 +96,16 @@ void loop_exit(void)
 
 usec_t loop_now(void)
 {
+	if (now_valid)
+		return now_cached;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (usec_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+	usec_t now = (usec_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+	if (in_iteration) {
+		now_cached = now;
+		now_valid = true;
+	}
+	return now;
 }
 
 usec_t loop_wall_now(void)
