@@ -283,8 +283,12 @@ static void client_idle_input(struct client *c)
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
 	}
-	conn_set_reading(&c->conn, false);
 	pool_request_server(c->pool, c);
+	/* Reading stops only while the client really waits: a server handed
+	 * out at once keeps the read event registered, which saves an
+	 * epoll_ctl pair per transaction. */
+	if (c->state == CL_WAITING)
+		conn_set_reading(&c->conn, false);
 }
 
 /* Counts what the client asks of the server, so the server is released only
@@ -445,6 +449,10 @@ void client_link(struct client *c, struct server *s)
 	s->client = c;
 	client_change_state(c, CL_ACTIVE);
 	server_link(s, c);
+	/* The server first runs SET for the client's parameters: the client's
+	 * input waits in the socket meanwhile (client_linked resumes it). */
+	if (c->state == CL_ACTIVE && c->server == s && s->internal)
+		conn_set_reading(&c->conn, false);
 }
 
 void client_unlink(struct client *c)
