@@ -12,8 +12,7 @@
 #define PARAMS_MAX 16
 
 struct param_set {
-	const char *values[PARAMS_MAX];   /* NULL: not known / not set */
-	uint32_t owned;                   /* bit i: values[i] is our own copy */
+	const char *values[PARAMS_MAX];   /* interned; NULL: not known / not set */
 };
 
 /* Sets the tracked names: the five defaults plus a comma list. Extra names
@@ -24,13 +23,13 @@ const char *params_name(size_t i);
 /* Index of a tracked name (case-insensitive), or -1. */
 int params_index(const char *name);
 
-/* Stores a copy of value (NULL clears). */
+/* Stores value (NULL clears) as a reference to its interned copy: sets with
+ * equal values share one string, so idle clients with the pool's values
+ * cost no allocation. */
 void param_set_put(struct param_set *ps, size_t i, const char *value);
-/* Stores value without copying: it must outlive the set (a pool's login
- * parameters do). Saves an allocation per idle client. */
-void param_set_borrow(struct param_set *ps, size_t i, const char *value);
 void param_set_clear(struct param_set *ps);
-/* True if a has a value for i that b lacks or differs from. */
+/* True if want has a value for i that have lacks or differs from: a
+ * pointer compare, since values are interned. */
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i);
 
 #endif

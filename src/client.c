@@ -209,7 +209,7 @@ void client_finish_login(struct client *c)
 		/* A tracked parameter the client did not choose takes the pool's
 		 * default, so it is restored on servers another client changed. */
 		if (idx >= 0 && !c->params.values[idx])
-			param_set_borrow(&c->params, (size_t)idx, value);
+			param_set_put(&c->params, (size_t)idx, value);
 		if (idx >= 0)
 			value = c->params.values[idx];
 		proto_write_parameter_status(&w, p->welcome[i].name, value);

@@ -1,7 +1,13 @@
-/* params: owns the list of tracked parameter names. */
+/* params: owns the list of tracked parameter names and the table of
+ * interned values.
+ * Invariant: every value stored in a param_set is an interned string (one
+ * reference per set slot), so two sets hold the same value exactly when
+ * they hold the same pointer: the check at every link is a pointer compare.
+ * Idle clients with the pool's values share one copy of each. */
 #include "params.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -64,41 +70,102 @@ int params_index(const char *name)
 	return -1;
 }
 
-static void param_drop(struct param_set *ps, size_t i)
+/* ---- interned values: a chained hash table that doubles past one entry
+ * per bucket; entries are freed with their last reference. */
+
+struct interned {
+	struct interned *next;
+	uint32_t refs;
+	uint32_t hash;
+	char str[];
+};
+
+static struct interned **intern_buckets;
+static size_t intern_n_buckets, intern_count;
+
+static uint32_t intern_hash(const char *s)
 {
-	if (ps->owned & (1u << i))
-		free((char *)ps->values[i]);
-	ps->owned &= ~(1u << i);
-	ps->values[i] = NULL;
+	uint32_t h = 2166136261u;   /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void intern_grow(void)
+{
+	size_t nb = intern_n_buckets ? intern_n_buckets * 2 : 64;
+	struct interned **nbk = xcalloc(nb, sizeof(*nbk));
+	for (size_t i = 0; i < intern_n_buckets; i++) {
+		struct interned *e = intern_buckets[i];
+		while (e) {
+			struct interned *next = e->next;
+			e->next = nbk[e->hash & (nb - 1)];
+			nbk[e->hash & (nb - 1)] = e;
+			e = next;
+		}
+	}
+	free(intern_buckets);
+	intern_buckets = nbk;
+	intern_n_buckets = nb;
+}
+
+/* The interned copy of s, with one more reference. */
+static const char *intern_get(const char *s)
+{
+	uint32_t h = intern_hash(s);
+	if (intern_n_buckets) {
+		for (struct interned *e = intern_buckets[h & (intern_n_buckets - 1)]; e; e = e->next) {
+			if (e->hash == h && strcmp(e->str, s) == 0) {
+				e->refs++;
+				return e->str;
+			}
+		}
+	}
+	if (intern_count >= intern_n_buckets)
+		intern_grow();
+	size_t len = strlen(s);
+	struct interned *e = xmalloc(sizeof(*e) + len + 1);
+	memcpy(e->str, s, len + 1);
+	e->refs = 1;
+	e->hash = h;
+	e->next = intern_buckets[h & (intern_n_buckets - 1)];
+	intern_buckets[h & (intern_n_buckets - 1)] = e;
+	intern_count++;
+	return e->str;
+}
+
+static void intern_put(const char *str)
+{
+	struct interned *e = (struct interned *)(void *)(str - offsetof(struct interned, str));
+	if (--e->refs > 0)
+		return;
+	struct interned **pp = &intern_buckets[e->hash & (intern_n_buckets - 1)];
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	intern_count--;
+	free(e);
 }
 
 void param_set_put(struct param_set *ps, size_t i, const char *value)
 {
-	if (ps->values[i] && value && strcmp(ps->values[i], value) == 0)
+	if (ps->values[i] == value)
 		return;
-	param_drop(ps, i);
-	if (value) {
-		ps->values[i] = xstrdup(value);
-		ps->owned |= 1u << i;
-	}
-}
-
-void param_set_borrow(struct param_set *ps, size_t i, const char *value)
-{
-	param_drop(ps, i);
-	ps->values[i] = value;
+	const char *old = ps->values[i];
+	ps->values[i] = value ? intern_get(value) : NULL;
+	if (old)
+		intern_put(old);   /* after: value may be old itself, or point into it */
 }
 
 void param_set_clear(struct param_set *ps)
 {
 	for (size_t i = 0; i < PARAMS_MAX; i++)
-		param_drop(ps, i);
+		param_set_put(ps, i, NULL);
 }
 
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i)
 {
-	const char *w = want->values[i], *h = have->values[i];
-	if (!w)
-		return false;
-	return !h || strcmp(w, h) != 0;
+	return want->values[i] && want->values[i] != have->values[i];
 }
