@@ -55,11 +55,34 @@ struct proto_header {
 };
 
 /* Reads a header from p[0..n). NEED_MORE if n < 5; ERROR if the declared
- * length is below 4. */
-enum proto_result proto_read_header(const uint8_t *p, size_t n, struct proto_header *h);
+ * length is below 4. Inline: it runs for every message on the hot path. */
+static inline enum proto_result proto_read_header(const uint8_t *p, size_t n, struct proto_header *h)
+{
+	if (n < PROTO_HEADER_LEN)
+		return PROTO_NEED_MORE;
+	h->type = p[0];
+	h->len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	if (h->len < 4)
+		return PROTO_ERROR;
+	return PROTO_OK;
+}
 
 /* Largest length field PostgreSQL accepts for a frontend message type. */
-uint32_t proto_frontend_max_len(uint8_t type);
+static inline uint32_t proto_frontend_max_len(uint8_t type)
+{
+	switch (type) {
+	case PQ_MSG_QUERY:
+	case PQ_MSG_PARSE:
+	case PQ_MSG_BIND:
+	case PQ_MSG_FUNCTION_CALL:
+	case PQ_MSG_COPY_DATA:
+	case PQ_MSG_COPY_FAIL:
+	case PQ_MSG_PASSWORD:   /* also SASL messages; PostgreSQL allows large ones */
+		return PROTO_MAX_LARGE_LEN;
+	default:
+		return PROTO_MAX_SMALL_LEN;
+	}
+}
 
 /* A parsed startup-phase packet (no type byte). Strings point into the buffer. */
 struct proto_startup {

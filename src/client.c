@@ -231,16 +231,17 @@ void client_finish_login(struct client *c)
 	client_process(c);
 }
 
-/* Checks a frontend header; fails the client on a bad length. */
-static bool client_check_header(struct client *c, const struct proto_header *h, enum proto_result r)
+/* Checks a frontend header against max_packet_size (the caller reads the
+ * config once per batch, not per message); fails the client on a bad
+ * length. */
+static bool client_check_header(struct client *c, const struct proto_header *h, enum proto_result r,
+				int64_t max_packet_size)
 {
 	if (r == PROTO_ERROR) {
 		client_fail(c, "08P01", "invalid message length %u", h->len);
 		return false;
 	}
-	int64_t max = config_current()->max_packet_size;
-	uint32_t type_max = proto_frontend_max_len(h->type);
-	if (h->len > type_max || (int64_t)h->len + 1 > max) {
+	if (h->len > proto_frontend_max_len(h->type) || (int64_t)h->len + 1 > max_packet_size) {
 		client_fail(c, "08P01", "message of type '%c' too long (%u bytes)",
 			    h->type >= 32 && h->type < 127 ? h->type : '?', h->len);
 		return false;
@@ -260,7 +261,7 @@ static void client_idle_input(struct client *c)
 	enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), &h);
 	if (r == PROTO_NEED_MORE)
 		return;
-	if (!client_check_header(c, &h, r))
+	if (!client_check_header(c, &h, r, config_current()->max_packet_size))
 		return;
 	if (h.type == PQ_MSG_TERMINATE) {
 		client_close(c, "client sent Terminate");
@@ -293,7 +294,7 @@ static void client_idle_input(struct client *c)
 
 /* Counts what the client asks of the server, so the server is released only
  * when every Query/Sync has its ReadyForQuery. */
-static void client_note_message(struct server *s, uint8_t type)
+static inline void client_note_message(struct server *s, uint8_t type)
 {
 	struct stats_counters *st = &s->pool->stats;
 	if (s->pending_ready == 0 && !s->unsynced && type != PQ_MSG_COPY_DATA) {
@@ -340,6 +341,7 @@ static bool client_scan(struct client *c, struct server *s)
 {
 	struct conn *cn = &c->conn;
 	struct iobuf *b = cn->in;
+	int64_t max_packet_size = config_current()->max_packet_size;
 	while (cn->fwd < b->end) {
 		uint32_t avail = b->end - cn->fwd;
 		if (cn->remain) {
@@ -352,7 +354,7 @@ static bool client_scan(struct client *c, struct server *s)
 		enum proto_result r = proto_read_header(b->data + cn->fwd, avail, &h);
 		if (r == PROTO_NEED_MORE)
 			break;
-		if (!client_check_header(c, &h, r))
+		if (!client_check_header(c, &h, r, max_packet_size))
 			return false;
 		if (h.type == PQ_MSG_TERMINATE) {
 			c->terminate_seen = true;

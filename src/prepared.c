@@ -317,9 +317,20 @@ static enum ps_verdict client_bind(struct client *c, struct server *s, const str
 	uint32_t portal_len = (uint32_t)(portal_end + 1 - body);
 	uint32_t prefix = (uint32_t)(name_end + 1 - body);
 	size_t sname_len = strlen(st->server_name) + 1;
-	queue_header(&s->conn, PQ_MSG_BIND, (uint32_t)(h->len - (prefix - portal_len) + sname_len));
-	conn_queue(&s->conn, body, portal_len);
-	conn_queue(&s->conn, st->server_name, sname_len);
+	uint32_t new_len = (uint32_t)(h->len - (prefix - portal_len) + sname_len);
+	uint8_t head[PROTO_HEADER_LEN + 64 + sizeof(st->server_name)];
+	if (portal_len <= 64) {
+		/* the usual unnamed or short portal: one copy into the queue */
+		head[0] = PQ_MSG_BIND;
+		put_be32(head + 1, new_len);
+		memcpy(head + PROTO_HEADER_LEN, body, portal_len);
+		memcpy(head + PROTO_HEADER_LEN + portal_len, st->server_name, sname_len);
+		conn_queue(&s->conn, head, PROTO_HEADER_LEN + portal_len + sname_len);
+	} else {
+		queue_header(&s->conn, PQ_MSG_BIND, new_len);
+		conn_queue(&s->conn, body, portal_len);
+		conn_queue(&s->conn, st->server_name, sname_len);
+	}
 	/* the parameters stay in the client's buffer and are forwarded */
 	cn->in->start += PROTO_HEADER_LEN + prefix;
 	cn->fwd = cn->in->start;

@@ -7,33 +7,6 @@
 
 #include "util.h"
 
-enum proto_result proto_read_header(const uint8_t *p, size_t n, struct proto_header *h)
-{
-	if (n < PROTO_HEADER_LEN)
-		return PROTO_NEED_MORE;
-	h->type = p[0];
-	h->len = get_be32(p + 1);
-	if (h->len < 4)
-		return PROTO_ERROR;
-	return PROTO_OK;
-}
-
-uint32_t proto_frontend_max_len(uint8_t type)
-{
-	switch (type) {
-	case PQ_MSG_QUERY:
-	case PQ_MSG_PARSE:
-	case PQ_MSG_BIND:
-	case PQ_MSG_FUNCTION_CALL:
-	case PQ_MSG_COPY_DATA:
-	case PQ_MSG_COPY_FAIL:
-	case PQ_MSG_PASSWORD:   /* also SASL messages; PostgreSQL allows large ones */
-		return PROTO_MAX_LARGE_LEN;
-	default:
-		return PROTO_MAX_SMALL_LEN;
-	}
-}
-
 /* A string of the packet's name/value list: must end with a NUL inside. */
 static const char *startup_string(const uint8_t *p, size_t n, size_t *pos)
 {
