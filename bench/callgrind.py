@@ -152,8 +152,7 @@ def main():
                 sc[name] = measure_syscalls(name, path, section, pg, work, args)
     finally:
         pg.stop()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)   # with --keep the dumps live elsewhere
     others = [n for n, _, _ in targets if n != "tidepool"]
     print("| workload | " + " | ".join("%s instr/xact" % n for n, _, _ in targets) +
           "".join(" | tidepool/%s" % o for o in others) + " |")
