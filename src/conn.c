@@ -377,13 +377,13 @@ static void wait_to_write(struct conn *c)
 	set_writing(c, true);
 }
 
-/* One write of p[0..n); returns bytes written, 0 on EAGAIN, -1 on error. */
-static ssize_t write_some(struct conn *c, const uint8_t *p, size_t n)
+/* One write of a plain socket; returns bytes written, 0 on EAGAIN, -1 on
+ * error. */
+static ssize_t plain_write(struct conn *c, const struct iovec *iov, int iovcnt)
 {
-	if (c->tls)
-		return tls_write_some(c, p, n);
 	for (;;) {
-		ssize_t w = write(c->fd, p, n);
+		ssize_t w = iovcnt == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+					: writev(c->fd, iov, iovcnt);
 		if (w >= 0) {
 			c->bytes_out += (uint64_t)w;
 			return w;
@@ -394,6 +394,15 @@ static ssize_t write_some(struct conn *c, const uint8_t *p, size_t n)
 			return 0;
 		return -1;
 	}
+}
+
+/* One write of p[0..n), as plain_write. */
+static ssize_t write_some(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->tls)
+		return tls_write_some(c, p, n);
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	return plain_write(c, &iov, 1);
 }
 
 enum conn_io conn_flush(struct conn *c)
@@ -444,26 +453,15 @@ void conn_splice(struct conn *src, struct conn *dst)
 	b->start = src->fwd;
 }
 
-/* dst's own output and src's forwardable bytes in one writev: returns bytes
- * written, 0 on EAGAIN, -1 on error. */
+/* dst's own output and src's forwardable bytes in one writev (plain
+ * sockets only), as plain_write. */
 static ssize_t writev_some(struct conn *dst, struct iobuf *out, const uint8_t *p, size_t n)
 {
 	struct iovec iov[2] = {
 		{ .iov_base = out->data + out->start, .iov_len = iobuf_len(out) },
 		{ .iov_base = (void *)p, .iov_len = n },
 	};
-	for (;;) {
-		ssize_t w = writev(dst->fd, iov, 2);
-		if (w >= 0) {
-			dst->bytes_out += (uint64_t)w;
-			return w;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		return -1;
-	}
+	return plain_write(dst, iov, 2);
 }
 
 enum conn_io conn_forward(struct conn *src, struct conn *dst)
