@@ -58,6 +58,7 @@ struct ps_server_state {
 	struct pstmt_server_cache *cache;
 	struct ps_request *queue;     /* ring */
 	uint32_t head, count, cap;
+	uint32_t forget_batch;        /* 1 + the batch of the last DEALLOCATE the backend runs */
 };
 
 static inline bool ps_queue_busy(const struct ps_server_state *ps)

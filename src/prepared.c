@@ -214,6 +214,85 @@ static const uint8_t *whole_message(struct conn *cn, uint32_t total)
 	return NULL;
 }
 
+/* What a DEALLOCATE in a simple query means for this client: OTHER when
+ * the server should run it. */
+static enum pstmt_sql classify_query(struct client *c, const uint8_t *body, uint32_t blen, char *name,
+				     size_t cap)
+{
+	enum pstmt_sql kind = pstmt_parse_sql((const char *)body, blen, name, cap);
+	if (kind == PSTMT_SQL_DEALLOCATE && !(c->ps && pstmt_client_lookup(c->ps, name)))
+		return PSTMT_SQL_OTHER;   /* maybe an SQL-level PREPARE: the server knows */
+	return kind;
+}
+
+/* First non-blank byte of a query could start DEALLOCATE or DISCARD. */
+static bool may_be_deallocate(const uint8_t *p, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t ch = p[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+			continue;
+		return ch == 'd' || ch == 'D';
+	}
+	return true;   /* only blanks so far: need more to tell */
+}
+
+static void apply_deallocate(struct client *c, enum pstmt_sql kind, const char *name)
+{
+	if (!c->ps)
+		return;
+	if (kind == PSTMT_SQL_DEALLOCATE)
+		pstmt_client_remove(c->ps, name);
+	else
+		pstmt_client_clear(c->ps);
+}
+
+/* A DEALLOCATE or DISCARD ALL that the backend runs itself, in stream
+ * order (sent with the extended protocol, or inside a batch whose Sync has
+ * not come): the client's names go now, and so do the backend's own
+ * statements, which it drops with them. DEALLOCATE of one name is
+ * rewritten to the pool's name for it, prepared first if this backend
+ * lacks it, so the client gets the reply PostgreSQL would give. */
+static enum ps_verdict backend_deallocate(struct client *c, struct server *s, enum pstmt_sql kind,
+					  const char *name, uint8_t type, uint32_t total)
+{
+	struct ps_server_state *ps = server_state(s);
+	/* if this batch fails, the lists may no longer match the backend */
+	ps->forget_batch = s->sync_sent + 1;
+	if (kind != PSTMT_SQL_DEALLOCATE) {
+		apply_deallocate(c, kind, name);
+		pstmt_server_clear(ps->cache);
+		if (type == PQ_MSG_PARSE) {
+			push_request(s, PSR_PARSE, NULL, NULL, NULL);
+			s->pool->stats.server_parse_count++;
+		}
+		return PS_PASS;
+	}
+	struct pstmt *st = pstmt_client_lookup(c->ps, name);
+	pstmt_ref(st);
+	pstmt_client_remove(c->ps, name);
+	conn_splice(&c->conn, &s->conn);
+	ensure_prepared(s, st);
+	pstmt_server_remove(ps->cache, st);
+	char sql[sizeof(st->server_name) + 16];
+	snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->server_name);
+	size_t sql_len = strlen(sql) + 1;
+	if (type == PQ_MSG_QUERY) {
+		queue_header(&s->conn, PQ_MSG_QUERY, (uint32_t)(4 + sql_len));
+		conn_queue(&s->conn, sql, sql_len);
+	} else {
+		queue_header(&s->conn, PQ_MSG_PARSE, (uint32_t)(4 + 1 + sql_len + 2));
+		conn_queue(&s->conn, "\0", 1);
+		conn_queue(&s->conn, sql, sql_len);
+		conn_queue(&s->conn, "\0\0", 2);
+		push_request(s, PSR_PARSE, NULL, NULL, NULL);
+		s->pool->stats.server_parse_count++;
+	}
+	pstmt_unref(st);
+	skip_client_message(&c->conn, total);
+	return PS_DONE;
+}
+
 static enum ps_verdict client_parse(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
@@ -222,7 +301,22 @@ static enum ps_verdict client_parse(struct client *c, struct server *s, const st
 	if (avail < PROTO_HEADER_LEN + 1 && total > avail)
 		return PS_NEED_MORE;
 	if (h->len == 4 || cn->in->data[cn->fwd + PROTO_HEADER_LEN] == '\0') {
-		/* the unnamed statement passes through */
+		/* the unnamed statement passes through, unless it is a
+		 * DEALLOCATE (psycopg sends those so in pipeline mode) */
+		const uint8_t *q = cn->in->data + cn->fwd + PROTO_HEADER_LEN + 1;
+		uint32_t seen = avail > PROTO_HEADER_LEN + 1 ? MIN(avail, total) - PROTO_HEADER_LEN - 1 : 0;
+		if (h->len > 5 && total <= SQL_CHECK_MAX && c->ps && may_be_deallocate(q, seen)) {
+			const uint8_t *body = whole_message(cn, total);
+			if (!body)
+				return PS_NEED_MORE;
+			size_t qmax = h->len - 5;
+			size_t qlen = strnlen((const char *)body + 1, qmax);
+			char name[256];
+			enum pstmt_sql kind = qlen < qmax ? classify_query(c, body + 1, (uint32_t)qlen, name, sizeof(name))
+							  : PSTMT_SQL_OTHER;
+			if (kind != PSTMT_SQL_OTHER)
+				return backend_deallocate(c, s, kind, name, PQ_MSG_PARSE, total);
+		}
 		push_request(s, PSR_PARSE, NULL, NULL, NULL);
 		s->pool->stats.server_parse_count++;
 		return PS_PASS;
@@ -423,39 +517,6 @@ static void answer_error(struct client *c, struct server *s, const char *sqlstat
 		answer_client(c, s, w.buf, w.len);
 }
 
-/* What a DEALLOCATE in a simple query means for this client: OTHER when
- * the server should run it. */
-static enum pstmt_sql classify_query(struct client *c, const uint8_t *body, uint32_t blen, char *name,
-				     size_t cap)
-{
-	enum pstmt_sql kind = pstmt_parse_sql((const char *)body, blen, name, cap);
-	if (kind == PSTMT_SQL_DEALLOCATE && !(c->ps && pstmt_client_lookup(c->ps, name)))
-		return PSTMT_SQL_OTHER;   /* maybe an SQL-level PREPARE: the server knows */
-	return kind;
-}
-
-/* First non-blank byte of a query could start DEALLOCATE or DISCARD. */
-static bool may_be_deallocate(const uint8_t *p, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t ch = p[i];
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
-			continue;
-		return ch == 'd' || ch == 'D';
-	}
-	return true;   /* only blanks so far: need more to tell */
-}
-
-static void apply_deallocate(struct client *c, enum pstmt_sql kind, const char *name)
-{
-	if (!c->ps)
-		return;
-	if (kind == PSTMT_SQL_DEALLOCATE)
-		pstmt_client_remove(c->ps, name);
-	else
-		pstmt_client_clear(c->ps);
-}
-
 static enum ps_verdict client_query(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
@@ -473,14 +534,9 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 	if (kind == PSTMT_SQL_OTHER)
 		return PS_PASS;
 	if (s->unsynced) {
-		/* Inside an extended-protocol batch without its Sync, the replies
-		 * before it cannot be waited for: the backend runs it, and
-		 * forgets its own statements with it. */
-		if (kind != PSTMT_SQL_DEALLOCATE) {
-			apply_deallocate(c, kind, name);
-			ps_server_forget_all(s);
-		}
-		return PS_PASS;
+		/* inside an extended-protocol batch without its Sync the replies
+		 * before it cannot be waited for: the backend runs it */
+		return backend_deallocate(c, s, kind, name, PQ_MSG_QUERY, total);
 	}
 	if (!ps_server_settled(s))
 		return PS_HOLD;
@@ -584,6 +640,11 @@ static void undo_request(struct server *s, const struct ps_request *r)
 static void drop_batch(struct server *s)
 {
 	struct ps_server_state *ps = s->ps;
+	if (ps->forget_batch == s->sync_recv + 1 && !s->close_needed) {
+		/* a DEALLOCATE the backend may have skipped: start afresh */
+		server_log(LOG_LVL_INFO, s, "prepared statement lists uncertain after an error: closing at release");
+		s->close_needed = true;
+	}
 	uint32_t k = 0;
 	while (k < ps->count && ps->queue[(ps->head + k) % ps->cap].batch == s->sync_recv)
 		k++;

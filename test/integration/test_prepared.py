@@ -555,3 +555,51 @@ def test_show_prepared_statements_under_load(tidepool):
             t.join(30)
     assert not errors, errors[:3]
     assert tp.alive()
+
+
+def test_psycopg_pipeline_with_driver_side_eviction(txpool):
+    """psycopg 3 in pipeline mode deallocates evicted statements with an
+    extended-protocol DEALLOCATE: it must act on the client's names."""
+    with psycopg.connect(txpool.dsn(), prepare_threshold=0, autocommit=True) as c:
+        c.prepared_max = 2
+        for rnd in range(3):
+            with c.pipeline():
+                curs = [c.execute("select %%s::int + %d" % k, (rnd,)) for k in range(5)]
+            assert [cur.fetchone()[0] for cur in curs] == [rnd + k for k in range(5)]
+        for rnd in range(3):
+            got = [c.execute("select %%s::int + %d" % k, (rnd,)).fetchone()[0] for k in range(5)]
+            assert got == [rnd + k for k in range(5)]
+
+
+def test_deallocate_sent_by_the_backend_route(txpool):
+    """DEALLOCATE with the extended protocol, and as a simple query inside an
+    unsynced batch: the client's name goes, the reply is PostgreSQL's."""
+    c = raw_login(txpool)
+    c.send(parse_message("e1", "select 'e1'") + parse_message("e2", "select 'e2'") + sync_message())
+    assert kinds(c.read_until_ready()) == "11Z"
+    c.send(parse_message("", "DEALLOCATE e1") + bind_message("") + execute_message() + sync_message())
+    msgs = c.read_until_ready()
+    assert kinds(msgs) == "12CZ", msgs
+    assert msgs[2][1].rstrip(b"\0") == b"DEALLOCATE"
+    c.send(bind_message("e1") + execute_message() + sync_message())
+    assert error_of(c.read_until_ready())["C"] == "26000"
+    # a simple DEALLOCATE after an unsynced Bind/Execute
+    c.send(bind_message("e2") + execute_message() + query_message("deallocate e2"))
+    msgs = c.read_until_ready()
+    assert kinds(msgs) == "2DCCZ", msgs
+    assert msgs[3][1].rstrip(b"\0") == b"DEALLOCATE"
+    c.send(sync_message())
+    c.read_until_ready()
+    c.send(bind_message("e2") + execute_message() + sync_message())
+    assert error_of(c.read_until_ready())["C"] == "26000"
+    # other clients still find their statements on that backend
+    d = raw_login(txpool)
+    d.send(parse_message("e1", "select 'e1'") + bind_message("e1") + execute_message() + sync_message())
+    assert rows_of(d.read_until_ready()) == [["e1"]]
+    d.send(parse_message("", "DEALLOCATE ALL") + bind_message("") + execute_message() + sync_message())
+    msgs = d.read_until_ready()
+    assert kinds(msgs) == "12CZ" and msgs[2][1].rstrip(b"\0") == b"DEALLOCATE ALL", msgs
+    d.send(parse_message("e1", "select 'again'") + bind_message("e1") + execute_message() + sync_message())
+    assert rows_of(d.read_until_ready()) == [["again"]]
+    c.close()
+    d.close()
