@@ -307,14 +307,10 @@ void proto_write_parse(struct proto_writer *w, const char *sql, uint16_t n_param
 	proto_end(w);
 }
 
-void proto_write_bind_text(struct proto_writer *w, const char *const *values, uint16_t n)
+/* Length-prefixed text values, as in Bind and DataRow; NULL is SQL NULL. */
+static void put_text_values(struct proto_writer *w, const char *const *values, size_t n)
 {
-	proto_begin(w, PQ_MSG_BIND);
-	proto_put_string(w, "");
-	proto_put_string(w, "");
-	proto_put_int16(w, 0);       /* every parameter in text format */
-	proto_put_int16(w, n);
-	for (uint16_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!values[i]) {
 			proto_put_int32(w, 0xffffffffu);
 			continue;
@@ -323,6 +319,16 @@ void proto_write_bind_text(struct proto_writer *w, const char *const *values, ui
 		proto_put_int32(w, (uint32_t)len);
 		proto_put_bytes(w, values[i], len);
 	}
+}
+
+void proto_write_bind_text(struct proto_writer *w, const char *const *values, uint16_t n)
+{
+	proto_begin(w, PQ_MSG_BIND);
+	proto_put_string(w, "");
+	proto_put_string(w, "");
+	proto_put_int16(w, 0);       /* every parameter in text format */
+	proto_put_int16(w, n);
+	put_text_values(w, values, n);
 	proto_put_int16(w, 0);       /* every result column in text format */
 	proto_end(w);
 }
@@ -459,15 +465,7 @@ void proto_write_data_row(struct proto_writer *w, const char *const *values, siz
 {
 	proto_begin(w, PQ_MSG_DATA_ROW);
 	proto_put_int16(w, (uint16_t)n);
-	for (size_t i = 0; i < n; i++) {
-		if (!values[i]) {
-			proto_put_int32(w, 0xffffffffu);
-			continue;
-		}
-		size_t len = strlen(values[i]);
-		proto_put_int32(w, (uint32_t)len);
-		proto_put_bytes(w, values[i], len);
-	}
+	put_text_values(w, values, n);
 	proto_end(w);
 }
 

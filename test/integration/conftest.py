@@ -413,9 +413,9 @@ def _track(request, attr, obj):
     lst.append(obj)
 
 
-@pytest.fixture(scope="session")
-def pg():
-    srv = PgServer()
+def serve_pg(srv):
+    """Generator body for fixtures: initialise and start srv, yield it, and
+    remove it afterwards (also when start-up fails)."""
     try:
         srv.init()
     except Exception:
@@ -423,20 +423,19 @@ def pg():
         raise
     yield srv
     srv.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg():
+    yield from serve_pg(PgServer())
 
 
 @pytest.fixture
 def pg_private(request):
     """A PostgreSQL of the test's own, which it may stop and restart."""
     srv = PgServer(max_connections=100)
-    try:
-        srv.init()
-    except Exception:
-        srv.cleanup()
-        raise
     _track(request, "_pg_servers", srv)
-    yield srv
-    srv.cleanup()
+    yield from serve_pg(srv)
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,15 @@ import hashlib
 import os
 import pwd
 import shutil
-import socket
 import ssl
-import struct
 import subprocess
 
 import psycopg
 import pytest
 
 import pgraw
-from conftest import (IS_ROOT, PG_OS_USER, Background, PgServer, clean_env, pg_bin, tidepool_bin,
-                      wait_until)
+from conftest import (IS_ROOT, PG_OS_USER, Background, PgServer, clean_env, pg_bin, serve_pg,
+                      tidepool_bin, wait_until)
 
 
 # ------------------------------------------------------------- certificates
@@ -87,13 +85,7 @@ def pg_ssl(certs):
             os.chown(dst, pw.pw_uid, pw.pw_gid)
     srv.extra_conf = ("ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'\n"
                       % tuple(os.path.join(srv.dir, n) for n in ("server.crt", "server.key", "ca.crt")))
-    try:
-        srv.init()
-    except Exception:
-        srv.cleanup()
-        raise
-    yield srv
-    srv.cleanup()
+    yield from serve_pg(srv)
 
 
 def client_tls(certs, mode="require", **kw):
