@@ -9,7 +9,6 @@ a markdown table with ratios and as JSON. See bench/README.md.
 import argparse
 import json
 import os
-import pwd
 import re
 import resource
 import shutil
@@ -157,9 +156,10 @@ class Pooler:
         return int(out[0]) if out else self.proc.pid
 
     def cpu_seconds(self):
+        """(user, system) CPU seconds of the pooler process so far."""
         with open("/proc/%d/stat" % self.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def rss_bytes(self):
         with open("/proc/%d/status" % self.pid) as f:
@@ -304,9 +304,12 @@ def main():
                     cpu0 = pooler.cpu_seconds() if pooler else None
                     r = run_pgbench(pg.bindir, port, w, args.clients, args.seconds, work)
                     if pooler and r["transactions"]:
-                        r["cpu_us_per_xact"] = (pooler.cpu_seconds() - cpu0) * 1e6 / r["transactions"]
-                    log("%s %s run %d: tps=%s cpu/xact=%s us %s" % (
-                        t, w, rep + 1, fmt(r["tps"]), fmt(r.get("cpu_us_per_xact")), r.get("error", "")))
+                        cpu1 = pooler.cpu_seconds()
+                        user, system = ((b - a) * 1e6 / r["transactions"] for a, b in zip(cpu0, cpu1))
+                        r.update(cpu_us_per_xact=user + system, user_us_per_xact=user, sys_us_per_xact=system)
+                    log("%s %s run %d: tps=%s cpu/xact=%s us (user %s) %s" % (
+                        t, w, rep + 1, fmt(r["tps"]), fmt(r.get("cpu_us_per_xact")),
+                        fmt(r.get("user_us_per_xact"), 2), r.get("error", "")))
                     results[t][w].append(r)
         idle = {}
         for n in [int(x) for x in args.idle.split(",") if x]:
@@ -331,26 +334,32 @@ def summarize(runs):
     return {"ok": True, "tps": median([r["tps"] for r in ok]),
             "latency_avg_ms": median([r["latency_avg_ms"] for r in ok]),
             "latency_p99_ms": median([r["latency_p99_ms"] for r in ok]),
-            "cpu_us_per_xact": median([r.get("cpu_us_per_xact") for r in ok])}
+            "cpu_us_per_xact": median([r.get("cpu_us_per_xact") for r in ok]),
+            "user_us_per_xact": median([r.get("user_us_per_xact") for r in ok]),
+            "sys_us_per_xact": median([r.get("sys_us_per_xact") for r in ok])}
 
 
 def report(results, idle, args):
     summary = {t: {w: summarize(runs) for w, runs in ws.items()} for t, ws in results.items()}
     bouncers = [t for t in summary if t.startswith("pgbouncer") or (t not in ("direct", "tidepool"))]
-    lines = ["| workload | target | TPS | avg ms | p99 ms | CPU µs/xact | tidepool/this CPU | tidepool/this p99 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | target | TPS | avg ms | p99 ms | CPU µs/xact | user + sys | tidepool/this CPU "
+             "| tidepool/this user CPU | tidepool/this p99 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for w in args.workloads.split(","):
         tp = summary["tidepool"][w]
         for t in summary:
             s = summary[t][w]
             if not s["ok"]:
-                lines.append("| %s | %s | n/a (%s) | | | | | |" % (w, t, s["error"]))
+                lines.append("| %s | %s | n/a (%s) | | | | | | | |" % (w, t, s["error"]))
                 continue
             cpu_ratio = ratio(tp.get("cpu_us_per_xact"), s.get("cpu_us_per_xact")) if t in bouncers else ""
+            user_ratio = ratio(tp.get("user_us_per_xact"), s.get("user_us_per_xact")) if t in bouncers else ""
             p99_ratio = ratio(tp.get("latency_p99_ms"), s.get("latency_p99_ms")) if t != "tidepool" else ""
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            split = ("%s + %s" % (fmt(s["user_us_per_xact"], 2), fmt(s["sys_us_per_xact"], 2))
+                     if s.get("user_us_per_xact") is not None else "")
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 w, t, fmt(s["tps"], 0), fmt(s["latency_avg_ms"], 3), fmt(s["latency_p99_ms"], 3),
-                fmt(s.get("cpu_us_per_xact")), cpu_ratio, p99_ratio))
+                fmt(s.get("cpu_us_per_xact")), split, cpu_ratio, user_ratio, p99_ratio))
     lines += ["", "| pooler | idle clients | RSS before | RSS after | bytes per idle client |", "|---|---|---|---|---|"]
     for name, rows in idle.items():
         for r in rows:

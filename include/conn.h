@@ -54,6 +54,7 @@ struct conn {
 	bool connecting;          /* wev waits for connect() to finish */
 	bool never_suspend;       /* keeps reading while suspended (admin console) */
 	bool parked;              /* its read event was taken away by SUSPEND */
+	bool rev_lingers;         /* rev still added though not reading (see conn.c) */
 	uint64_t bytes_in, bytes_out;
 	/* Peer address of a TCP connection (AF_UNSPEC for unix sockets): sized
 	 * for IPv6, not sockaddr_storage, to keep idle clients small. */

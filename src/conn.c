@@ -37,6 +37,15 @@ static bool has_output(const struct conn *c)
 	return c->out && iobuf_len(c->out);
 }
 
+/* rev stays added after the owner stops reading (rev_lingers) until the
+ * socket actually becomes readable: a client that waits for a server and
+ * sends nothing meanwhile, the common case, costs no epoll_ctl pair. */
+static void rev_del(struct conn *c)
+{
+	event_del(&c->rev);
+	c->rev_lingers = false;
+}
+
 /* rev is needed by the TLS layer itself, whatever the owner wants. */
 static bool tls_needs_input(const struct conn *c)
 {
@@ -64,7 +73,7 @@ static void handshake_step(struct conn *c)
 		return;
 	case TLS_STEP_DONE:
 		if (!c->reading)
-			event_del(&c->rev);
+			rev_del(c);
 		if (c->writing && !has_output(c) && !c->blocked_src)
 			set_writing(c, false);
 		c->ops->tls_ready(c, NULL);
@@ -87,7 +96,7 @@ static void on_read_tls(struct conn *c)
 		if (c->fd < 0 || !c->tls)
 			return;
 		if (!c->reading && !tls_write_wants_read(c->tls))
-			event_del(&c->rev);
+			rev_del(c);
 	}
 	if (!c->reading)
 		return;
@@ -102,7 +111,7 @@ static size_t n_parked, cap_parked;
 
 static void park(struct conn *c)
 {
-	event_del(&c->rev);
+	rev_del(c);
 	if (c->parked)
 		return;
 	c->parked = true;
@@ -157,6 +166,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->tls) {
 		on_read_tls(c);
+		return;
+	}
+	if (!c->reading) {
+		rev_del(c);
 		return;
 	}
 	c->ops->readable(c);
@@ -231,12 +244,17 @@ void conn_set_reading(struct conn *c, bool on)
 		return;
 	c->reading = on;
 	if (on) {
-		event_add(&c->rev, NULL);
+		if (c->rev_lingers)
+			c->rev_lingers = false;
+		else
+			event_add(&c->rev, NULL);
 		if (c->tls && tls_established(c->tls) && tls_read_wants_write(c->tls))
 			set_writing(c, true);
 		tls_hand_over_pending(c);
-	} else if (!c->tls || !tls_needs_input(c)) {
-		event_del(&c->rev);
+	} else if (!c->tls) {
+		c->rev_lingers = true;
+	} else if (!tls_needs_input(c)) {
+		rev_del(c);
 	}
 }
 
@@ -270,7 +288,7 @@ void conn_close(struct conn *c)
 		unpark(c);
 	if (c->fd >= 0) {
 		/* rev may be added for TLS while not reading; deleting is cheap */
-		event_del(&c->rev);
+		rev_del(c);
 		event_del(&c->wev);
 		c->reading = c->writing = false;
 		tls_close(c->tls);   /* close_notify goes out before the socket closes */
@@ -522,6 +540,8 @@ bool conn_tls_accept(struct conn *c, bool direct, char *err, size_t errlen)
 	c->tls = tls_accept_new(c->fd, direct, err, errlen);
 	if (!c->tls)
 		return false;
+	if (c->rev_lingers)
+		rev_del(c);   /* the TLS layer manages rev from here */
 	event_add(&c->rev, NULL);   /* the ClientHello starts it */
 	return true;
 }
@@ -536,6 +556,8 @@ bool conn_tls_connect(struct conn *c, const char *host, char *err, size_t errlen
 	c->tls = tls_connect_new(c->fd, host, err, errlen);
 	if (!c->tls)
 		return false;
+	if (c->rev_lingers)
+		rev_del(c);   /* the TLS layer manages rev from here */
 	set_writing(c, true);       /* the ClientHello goes out from the loop */
 	return true;
 }
