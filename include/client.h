@@ -35,6 +35,7 @@ struct client {
 	bool terminate_seen;            /* Terminate received: close when flushed */
 	bool ps_track;                  /* named prepared statements are rewritten */
 	bool ps_hold;                   /* scanning waits for the server to answer everything */
+	bool pinned;                    /* keeps its server until it leaves (pin.h) */
 	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
 	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;

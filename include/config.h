@@ -148,6 +148,7 @@ struct config {
 	bool application_name_add_host;
 	int max_prepared_statements;
 	int max_client_prepared_statements;
+	bool pin_session_state;
 
 	/* server connections */
 	char *server_reset_query;

@@ -81,6 +81,7 @@ struct pool {
 	int n_clients[CL_STATE_COUNT];
 	struct list_node servers[SV_STATE_COUNT];
 	int n_servers[SV_STATE_COUNT];
+	int n_pinned;                  /* clients pinned to their server (pin.h) */
 
 	/* ParameterStatus values of the pool's first server, sent to clients at login */
 	struct pool_param *welcome;

@@ -65,6 +65,7 @@ struct server {
 	size_t n_login_params;
 	usec_t connect_time, connect_wall, state_since, last_used;
 	bool close_needed;
+	bool session_state;              /* a pinned client left state here: reset before reuse */
 	char addr[64];
 	int port;
 	int host_idx;                    /* its pool's hosts[] entry; -1: the default unix socket */

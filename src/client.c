@@ -20,6 +20,7 @@
 #include "login.h"
 #include "log.h"
 #include "loop.h"
+#include "pin.h"
 #include "prepared.h"
 #include "proto.h"
 #include "reload.h"
@@ -136,6 +137,8 @@ void client_close(struct client *c, const char *reason)
 			s->conn.blocked_src = NULL;
 		server_release(s, true);
 	}
+	if (c->pinned)
+		c->pool->n_pinned--;
 	cancel_unregister(c);
 	ps_client_free(c);   /* now: the pool's registry may go before the deferred free */
 	conn_close(&c->conn);
@@ -335,13 +338,37 @@ static inline void client_note_message(struct server *s, uint8_t type)
 	}
 }
 
+/* A Query or Parse (its first `have` body bytes) that leaves session state
+ * on the backend pins the client to s until it disconnects. */
+static void client_check_pin(struct client *c, struct server *s, uint8_t type, const uint8_t *body,
+			     uint32_t have)
+{
+	const uint8_t *q = body;
+	if (type == PQ_MSG_PARSE) {   /* statement name, NUL, query */
+		const uint8_t *nul = memchr(body, 0, have);
+		if (!nul)
+			return;
+		q = nul + 1;
+	}
+	enum pin_reason why = pin_reason_of_sql((const char *)q, have - (uint32_t)(q - body));
+	if (why == PIN_NONE)
+		return;
+	c->pinned = true;
+	c->pool->n_pinned++;
+	s->session_state = true;
+	client_log(LOG_LVL_INFO, c, "pinned to its server until it disconnects: %s (pin_session_state)",
+		   pin_reason_name(why));
+}
+
 /* Scans complete headers in the client's buffer and marks the bytes to
  * forward. Returns false if the client was failed. */
 static bool client_scan(struct client *c, struct server *s)
 {
 	struct conn *cn = &c->conn;
 	struct iobuf *b = cn->in;
-	int64_t max_packet_size = config_current()->max_packet_size;
+	const struct config *cfg = config_current();
+	int64_t max_packet_size = cfg->max_packet_size;
+	bool pin_check = cfg->pin_session_state && !c->pinned && s->pool->mode != POOL_MODE_SESSION;
 	while (cn->fwd < b->end) {
 		uint32_t avail = b->end - cn->fwd;
 		if (cn->remain) {
@@ -360,6 +387,11 @@ static bool client_scan(struct client *c, struct server *s)
 			c->terminate_seen = true;
 			b->end = cn->fwd;   /* nothing after Terminate matters */
 			break;
+		}
+		if (pin_check && (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE)) {
+			client_check_pin(c, s, h.type, b->data + cn->fwd + PROTO_HEADER_LEN,
+					 MIN(avail, h.len + 1) - PROTO_HEADER_LEN);
+			pin_check = !c->pinned;
 		}
 		if (c->ps_track && ps_client_type(h.type)) {
 			switch (ps_client_message(c, s, &h)) {

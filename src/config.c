@@ -182,6 +182,9 @@ static const struct key_def main_keys[] = {
 	K_COUNT(min_pool_size, "0", RL, IM, "server connections kept open per pool even when idle"),
 	K_INT(peer_id, "0", 0, 65535, RL, NI, "this process's id among [peers]"),
 	K_PATH(pidfile, NR, IM, "file the process id is written to"),
+	K_BOOL(pin_session_state, "1", RL, IM,
+	       "in transaction and statement mode, keep a client on its server after LISTEN, a session "
+	       "advisory lock, a temporary table, PREPARE or a WITH HOLD cursor"),
 	K_INT(pkt_buf, "4096", 512, 16777216, NR, IM, "size of a connection's I/O buffer, in bytes"),
 	K_SECS(pool_idle_timeout, "0", RL, NI, "drop pools unused this many seconds (0: never)"),
 	KEY(pool_mode, KT_POOL_MODE, "session", 0, 0, RL, IM,

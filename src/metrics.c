@@ -225,6 +225,7 @@ enum pool_gauge {
 	PG_SV_LOGIN,
 	PG_POOL_SIZE,
 	PG_PREPARED,
+	PG_PINNED,
 };
 
 struct gauge_def {
@@ -255,6 +256,9 @@ static const struct gauge_def pool_gauges[] = {
 	  "Server connections the pool may open (pool_size in effect for this database and user)", PG_POOL_SIZE },
 	{ "tidepool_pools_prepared_statements",
 	  "Distinct protocol-level prepared statements interned for the pool (SHOW PREPARED_STATEMENTS)", PG_PREPARED },
+	{ "tidepool_pools_pinned_clients",
+	  "Client connections kept on their server because they left session state on it (pin_session_state)",
+	  PG_PINNED },
 };
 
 static uint64_t pool_gauge_value(const struct pool *p, enum pool_gauge g)
@@ -271,6 +275,7 @@ static uint64_t pool_gauge_value(const struct pool *p, enum pool_gauge g)
 	case PG_SV_LOGIN: v = p->n_servers[SV_LOGIN] + p->n_servers[SV_CONNECTING]; break;
 	case PG_POOL_SIZE: v = p->pool_size; break;
 	case PG_PREPARED: return p->prepared.count;
+	case PG_PINNED: v = p->n_pinned; break;
 	}
 	return v > 0 ? (uint64_t)v : 0;
 }

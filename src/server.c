@@ -485,7 +485,7 @@ static bool release_allowed(const struct server *s)
 	 * at the end of its transaction; the client gets a fresh one next. */
 	if (s->pool->mode == POOL_MODE_SESSION)
 		return s->close_needed && config_current()->server_fast_close;
-	return true;
+	return !(s->client && s->client->pinned);
 }
 
 /* ReadyForQuery while forwarding; returns true to stop the scan. */
@@ -774,7 +774,12 @@ void server_release(struct server *s, bool client_left)
 					    : "released in an unclean state");
 		return;
 	}
-	if (p->mode == POOL_MODE_SESSION || cfg->server_reset_query_always) {
+	if (s->session_state && !cfg->server_reset_query[0]) {
+		server_close(s, "a pinned client left session state and server_reset_query is empty");
+		return;
+	}
+	if (p->mode == POOL_MODE_SESSION || cfg->server_reset_query_always || s->session_state) {
+		s->session_state = false;
 		if (cfg->server_reset_query[0]) {
 			/* DISCARD ALL / DEALLOCATE ALL drop the backend's statements */
 			if (strcasestr(cfg->server_reset_query, "discard all") ||

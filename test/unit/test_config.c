@@ -815,6 +815,7 @@ static void test_key_table(void)
 		/* tidepool's own */
 		"metrics_listen_addr", "metrics_port", "shutdown_delay", "shutdown_timeout",
 		"shutdown_mode", "readyz_checks_backend", "max_client_prepared_statements",
+		"pin_session_state",
 	};
 	static const char *const implemented =
 		" logfile pidfile syslog syslog_ident syslog_facility log_connections"
@@ -834,7 +835,8 @@ static void test_key_table(void)
 		" client_tls_sslmode client_tls_key_file client_tls_cert_file client_tls_ca_file"
 		" client_tls_protocols client_tls_ciphers client_tls13_ciphers client_tls_ecdhcurve"
 		" client_tls_dheparams server_tls_sslmode server_tls_ca_file server_tls_key_file"
-		" server_tls_cert_file server_tls_protocols server_tls_ciphers server_tls13_ciphers ";
+		" server_tls_cert_file server_tls_protocols server_tls_ciphers server_tls13_ciphers"
+		" pin_session_state ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
