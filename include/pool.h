@@ -32,6 +32,7 @@ enum server_state {
 	SV_ACTIVE,       /* linked to a client */
 	SV_USED,         /* released, needs reset or check before reuse */
 	SV_TESTED,       /* running the reset or check query */
+	SV_BEING_CANCELED, /* released while a cancel for its last client is in flight */
 	SV_CLOSED,       /* closed, waiting to be freed */
 	SV_STATE_COUNT
 };

@@ -33,6 +33,8 @@ struct pstmt {
 	char server_name[24];            /* "tidepool_<hex id>" */
 	uint32_t query_len;
 	uint16_t n_types;
+	uint8_t drops_all;               /* its query is DEALLOCATE ALL or DISCARD ALL: running it
+					  * drops every statement of the backend (enum pstmt_sql) */
 	uint8_t *types;                  /* n_types big-endian int32 OIDs, as on the wire */
 	char *query;                     /* NUL-terminated */
 };

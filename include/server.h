@@ -66,6 +66,7 @@ struct server {
 	usec_t connect_time, connect_wall, state_since, last_used;
 	bool close_needed;
 	bool session_state;              /* a pinned client left state here: reset before reuse */
+	uint16_t cancels_in_flight;      /* cancel requests forwarded to its backend, not yet delivered */
 	char addr[64];
 	int port;
 	int host_idx;                    /* its pool's hosts[] entry; -1: the default unix socket */

@@ -432,6 +432,7 @@ static const char *server_show_state(enum server_state st)
 	case SV_IDLE: return "idle";
 	case SV_USED: return "used";
 	case SV_TESTED: return "tested";
+	case SV_BEING_CANCELED: return "being_canceled";
 	case SV_CONNECTING: return "new";
 	case SV_LOGIN: return "new";
 	case SV_CLOSED: return NULL;
@@ -447,6 +448,7 @@ static const char *server_socket_state(enum server_state st)
 	case SV_IDLE: return "sv_idle";
 	case SV_USED: return "sv_used";
 	case SV_TESTED: return "sv_tested";
+	case SV_BEING_CANCELED: return "sv_being_canceled";
 	case SV_CONNECTING: return "sv_login";
 	case SV_LOGIN: return "sv_login";
 	case SV_CLOSED: return NULL;
@@ -578,7 +580,7 @@ static void show_pools(struct admin_reply *r)
 		admin_row_int(&row, 0);
 		admin_row_int(&row, p->n_servers[SV_ACTIVE]);
 		admin_row_int(&row, 0);
-		admin_row_int(&row, 0);
+		admin_row_int(&row, p->n_servers[SV_BEING_CANCELED]);
 		admin_row_int(&row, p->n_servers[SV_IDLE]);
 		admin_row_int(&row, p->n_servers[SV_USED]);
 		admin_row_int(&row, p->n_servers[SV_TESTED]);

@@ -13,6 +13,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "loop.h"
+#include "pool.h"
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
@@ -61,18 +62,70 @@ void cancel_unregister(struct client *c)
 	c->cancel_pid = 0;
 }
 
+/* One CancelRequest on its way to a backend. It holds its server back from
+ * the pool (cancels_in_flight) until PostgreSQL has delivered it: the
+ * postmaster signals the backend and then closes the connection, so EOF
+ * here means the signal was sent, and a cancel that lands while the
+ * backend is idle is discarded by PostgreSQL. */
 struct cancel_forward {
 	int fd;
 	struct event *ev;
+	struct server *s;              /* NULL once the server closed */
+	struct cancel_forward *next;   /* all forwards in flight */
 	uint8_t pkt[16];
 	size_t sent;
 };
 
+static struct cancel_forward *in_flight;
+
 static void forward_done(struct cancel_forward *f)
 {
+	for (struct cancel_forward **pp = &in_flight; *pp; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
 	event_free(f->ev);
 	close(f->fd);
+	struct server *s = f->s;
 	free(f);
+	if (s && --s->cancels_in_flight == 0 && s->state == SV_BEING_CANCELED)
+		pool_server_ready(s->pool, s);
+}
+
+void cancel_server_gone(struct server *s)
+{
+	for (struct cancel_forward *f = in_flight; f; f = f->next) {
+		if (f->s == s) {
+			f->s = NULL;
+			s->cancels_in_flight--;
+		}
+	}
+}
+
+static void on_delivered(evutil_socket_t fd, short what, void *arg)
+{
+	struct cancel_forward *f = arg;
+	if (what & EV_TIMEOUT) {
+		log_warning("PostgreSQL did not close a cancel connection in time (cancel_wait_timeout)");
+		forward_done(f);
+		return;
+	}
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		return;   /* PostgreSQL sends nothing back; wait for the close */
+	forward_done(f);
+}
+
+static struct timeval wait_timeout(void)
+{
+	usec_t t = config_current()->cancel_wait_timeout;
+	struct timeval tv = { (time_t)(t / USEC_PER_SEC), (suseconds_t)(t % USEC_PER_SEC) };
+	return tv;
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -92,8 +145,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	f->sent += (size_t)n;
-	if (f->sent == sizeof(f->pkt))
-		forward_done(f);
+	if (f->sent < sizeof(f->pkt))
+		return;
+	event_del(f->ev);
+	event_assign(f->ev, loop_base(), fd, EV_READ | EV_PERSIST, on_delivered, f);
+	struct timeval tv = wait_timeout();
+	event_add(f->ev, config_current()->cancel_wait_timeout > 0 ? &tv : NULL);
 }
 
 void cancel_request(uint32_t pid, uint32_t key)
@@ -114,15 +171,22 @@ void cancel_request(uint32_t pid, uint32_t key)
 		close(fd);
 		return;
 	}
+	if (s->cancels_in_flight == UINT16_MAX) {
+		close(fd);   /* sixty-five thousand on their way already: this one adds nothing */
+		return;
+	}
 	struct cancel_forward *f = xcalloc(1, sizeof(*f));
 	f->fd = fd;
+	f->s = s;
+	s->cancels_in_flight++;
+	f->next = in_flight;
+	in_flight = f;
 	struct proto_writer w;
 	proto_writer_init(&w, f->pkt, sizeof(f->pkt));
 	proto_write_cancel_request(&w, s->backend_pid, s->backend_key);
 	f->ev = event_new(loop_base(), fd, EV_WRITE | EV_PERSIST, on_writable, f);
-	usec_t t = config_current()->cancel_wait_timeout;
-	struct timeval tv = { (time_t)(t / USEC_PER_SEC), (suseconds_t)(t % USEC_PER_SEC) };
-	event_add(f->ev, t > 0 ? &tv : NULL);
+	struct timeval tv = wait_timeout();
+	event_add(f->ev, config_current()->cancel_wait_timeout > 0 ? &tv : NULL);
 	server_log(LOG_LVL_INFO, s, "forwarding cancel request from C-%llu", (unsigned long long)c->id);
 }
 

@@ -247,7 +247,7 @@ static const struct gauge_def pool_gauges[] = {
 	{ "tidepool_pools_server_idle_connections",
 	  "Server connections idle and ready for a client", PG_SV_IDLE },
 	{ "tidepool_pools_server_used_connections",
-	  "Server connections released and waiting for a reset or check before reuse", PG_SV_USED },
+	  "Server connections released and waiting for a reset, a check or a cancel in flight before reuse", PG_SV_USED },
 	{ "tidepool_pools_server_testing_connections",
 	  "Server connections running server_reset_query or server_check_query", PG_SV_TESTED },
 	{ "tidepool_pools_server_login_connections",
@@ -270,7 +270,7 @@ static uint64_t pool_gauge_value(const struct pool *p, enum pool_gauge g)
 	case PG_CL_IDLE: v = p->n_clients[CL_IDLE]; break;
 	case PG_SV_ACTIVE: v = p->n_servers[SV_ACTIVE]; break;
 	case PG_SV_IDLE: v = p->n_servers[SV_IDLE]; break;
-	case PG_SV_USED: v = p->n_servers[SV_USED]; break;
+	case PG_SV_USED: v = p->n_servers[SV_USED] + p->n_servers[SV_BEING_CANCELED]; break;
 	case PG_SV_TESTED: v = p->n_servers[SV_TESTED]; break;
 	case PG_SV_LOGIN: v = p->n_servers[SV_LOGIN] + p->n_servers[SV_CONNECTING]; break;
 	case PG_POOL_SIZE: v = p->pool_size; break;
@@ -571,7 +571,7 @@ static bool pool_unreachable(const struct pool *p, usec_t now)
 	if (p->stale || !p->last_connect_failure || now - p->last_connect_failure >= METRICS_BACKEND_WINDOW)
 		return false;
 	return p->n_servers[SV_IDLE] + p->n_servers[SV_ACTIVE] + p->n_servers[SV_USED] +
-	       p->n_servers[SV_TESTED] == 0;
+	       p->n_servers[SV_TESTED] + p->n_servers[SV_BEING_CANCELED] == 0;
 }
 
 /* The reason must stay one line: a server's error text may hold newlines. */

@@ -434,6 +434,13 @@ void pool_server_ready(struct pool *p, struct server *s)
 			     : "server_lifetime reached");
 		return;
 	}
+	if (s->cancels_in_flight > 0) {
+		/* A cancel forwarded for its last client may not have reached the
+		 * backend yet; handed out now, it could cancel the next client's
+		 * query. cancel.c calls back here once PostgreSQL has taken it. */
+		server_change_state(s, SV_BEING_CANCELED);
+		return;
+	}
 	server_change_state(s, SV_IDLE);
 	pool_schedule(p);
 }

@@ -253,21 +253,30 @@ static void apply_deallocate(struct client *c, enum pstmt_sql kind, const char *
  * statements, which it drops with them. DEALLOCATE of one name is
  * rewritten to the pool's name for it, prepared first if this backend
  * lacks it, so the client gets the reply PostgreSQL would give. */
-static enum ps_verdict backend_deallocate(struct client *c, struct server *s, enum pstmt_sql kind,
-					  const char *name, uint8_t type, uint32_t total)
+/* The backend is about to run a DEALLOCATE ALL or DISCARD ALL: the client's
+ * names and the backend's statements go with it. */
+static void backend_drops_all(struct client *c, struct server *s, enum pstmt_sql kind)
 {
 	struct ps_server_state *ps = server_state(s);
 	/* if this batch fails, the lists may no longer match the backend */
 	ps->forget_batch = s->sync_sent + 1;
+	apply_deallocate(c, kind, NULL);
+	pstmt_server_clear(ps->cache);
+}
+
+static enum ps_verdict backend_deallocate(struct client *c, struct server *s, enum pstmt_sql kind,
+					  const char *name, uint8_t type, uint32_t total)
+{
 	if (kind != PSTMT_SQL_DEALLOCATE) {
-		apply_deallocate(c, kind, name);
-		pstmt_server_clear(ps->cache);
+		backend_drops_all(c, s, kind);
 		if (type == PQ_MSG_PARSE) {
 			push_request(s, PSR_PARSE, NULL, NULL, NULL);
 			s->pool->stats.server_parse_count++;
 		}
 		return PS_PASS;
 	}
+	struct ps_server_state *ps = server_state(s);
+	ps->forget_batch = s->sync_sent + 1;   /* as above */
 	struct pstmt *st = pstmt_client_lookup(c->ps, name);
 	pstmt_ref(st);
 	pstmt_client_remove(c->ps, name);
@@ -432,6 +441,11 @@ static enum ps_verdict client_bind(struct client *c, struct server *s, const str
 	uint32_t n = MIN(rest, cn->in->end - cn->fwd);
 	cn->fwd += n;
 	cn->remain = rest - n;
+	/* A named DEALLOCATE ALL or DISCARD ALL (psycopg with prepare_threshold
+	 * 0 prepares those too) drops every statement of this backend when it
+	 * runs; st may be freed here, so this comes last. */
+	if (st->drops_all)
+		backend_drops_all(c, s, (enum pstmt_sql)st->drops_all);
 	return PS_DONE;
 }
 

@@ -97,6 +97,10 @@ struct pstmt *pstmt_intern(struct pstmt_registry *reg, const char *query, uint32
 		st->types = xmalloc((size_t)n_types * 4);
 		memcpy(st->types, types, (size_t)n_types * 4);
 	}
+	char unused[8];
+	enum pstmt_sql kind = pstmt_parse_sql(query, query_len, unused, sizeof(unused));
+	if (kind == PSTMT_SQL_DEALLOCATE_ALL || kind == PSTMT_SQL_DISCARD_ALL)
+		st->drops_all = (uint8_t)kind;
 	snprintf(st->server_name, sizeof(st->server_name), "tidepool_%llx",
 		 (unsigned long long)++next_pstmt_id);
 	size_t b = h & (reg->n_buckets - 1);

@@ -1,6 +1,7 @@
 /* server: owns struct server and its state machine.
  *
- * SV_CONNECTING -> SV_LOGIN -> SV_IDLE <-> SV_ACTIVE -> (SV_USED -> SV_TESTED) -> SV_IDLE
+ * SV_CONNECTING -> SV_LOGIN -> SV_IDLE <-> SV_ACTIVE -> (SV_USED -> SV_TESTED)
+ *     -> (SV_BEING_CANCELED) -> SV_IDLE
  * Every state change goes through server_change_state(), which moves the
  * server to its pool's list for that state. While active, bytes from the
  * backend are scanned by header only and forwarded to the linked client;
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cancel.h"
 #include "client.h"
 #include "dns.h"
 #include "listen.h"
@@ -60,6 +62,7 @@ const char *server_state_name(enum server_state st)
 	case SV_ACTIVE: return "active";
 	case SV_USED: return "used";
 	case SV_TESTED: return "tested";
+	case SV_BEING_CANCELED: return "being_canceled";
 	case SV_CLOSED: return "closed";
 	case SV_STATE_COUNT: break;
 	}
@@ -278,7 +281,7 @@ void server_close(struct server *s, const char *reason)
 		if (c->conn.blocked_src == &s->conn)
 			c->conn.blocked_src = NULL;
 	}
-	if (s->conn.fd >= 0 && (s->state == SV_IDLE || s->state == SV_USED)) {
+	if (s->conn.fd >= 0 && (s->state == SV_IDLE || s->state == SV_USED || s->state == SV_BEING_CANCELED)) {
 		uint8_t term[5];
 		struct proto_writer w;
 		proto_writer_init(&w, term, sizeof(term));
@@ -289,6 +292,7 @@ void server_close(struct server *s, const char *reason)
 	const struct server_request_ops *req = s->request;
 	s->request = NULL;
 	server_change_state(s, SV_CLOSED);
+	cancel_server_gone(s);
 	ps_server_free(s);
 	conn_close(&s->conn);
 	loop_defer(server_free, s);
@@ -667,6 +671,7 @@ void server_process(struct server *s)
 		return;
 	case SV_IDLE:
 	case SV_USED:
+	case SV_BEING_CANCELED:
 		server_idle_input(s);
 		return;
 	case SV_CONNECTING:

@@ -339,6 +339,29 @@ def test_deallocate_all_then_parse_in_one_pipeline(txpool):
     c.close()
 
 
+def test_named_deallocate_all_keeps_the_backend_cache_true(tidepool):
+    """A DEALLOCATE ALL (or DISCARD ALL) prepared under a name and run drops
+    every statement of that backend; the next client on it must still get
+    its own statements, re-prepared, never "tidepool_N does not exist"."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=1, max_prepared_statements=50)
+    b = raw_login(tp)
+    b.send(parse_message("q", "select 'b'") + bind_message("q") + execute_message() + sync_message())
+    assert rows_of(b.read_until_ready()) == [["b"]]
+    a = raw_login(tp)
+    for stmt in ("DEALLOCATE ALL", "DISCARD ALL"):
+        a.send(parse_message("d", stmt) + bind_message("d") + execute_message() + sync_message())
+        done = a.read_until_ready()
+        assert kinds(done) == "12CZ" and done[2][1].rstrip(b"\0") == stmt.encode(), done
+        # the same backend (pool of one) serves b: its statement is prepared again
+        b.send(bind_message("q") + execute_message() + sync_message())
+        assert rows_of(b.read_until_ready()) == [["b"]]
+        # as in PostgreSQL, a's own names went with it
+        a.send(bind_message("d") + execute_message() + sync_message())
+        assert error_of(a.read_until_ready())["C"] == "26000"
+    a.close()
+    b.close()
+
+
 def test_deallocate_name_and_all_with_psql(txpool):
     c = raw_login(txpool)
     c.send(parse_message("n1", "select 1") + parse_message("n2", "select 2") + sync_message())
