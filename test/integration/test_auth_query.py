@@ -319,3 +319,22 @@ def test_memory_stays_flat_over_2000_auth_query_logins(tidepool, pg, lookup_fn):
     grown = _rss_kb(tp.pid) - before
     assert grown < 1024, "RSS grew by %d kB over 2000 logins" % grown
     assert calls(pg, user) >= 2300   # every login really looked the user up
+
+
+def test_admin_console_password_is_checked_when_auth_query_is_on(tidepool, pg, lookup_fn):
+    """PgDog let anyone into its admin database with pass-through auth on.
+    tidepool checks console users against auth_file, whatever auth_query
+    would say: a wrong password, or an admin user that exists only in
+    PostgreSQL, is refused with 28P01."""
+    pg_only = pw_role(pg)
+    tp = authq_tidepool(tidepool, lookup_fn, admin_users="admin,%s" % pg_only,
+                        auth_file={"scram_user": "scram_pw", "admin": "admin_pw"})
+    with tp.connect(dbname="pgbouncer", user="admin", password="admin_pw") as adm:
+        assert adm.execute("SHOW VERSION").fetchone()[0].startswith("tidepool")
+    for user, password in (("admin", "wrong"), (pg_only, "role_pw")):
+        with pytest.raises(psycopg.OperationalError) as ei:
+            tp.connect(dbname="pgbouncer", user=user, password=password)
+        assert "password authentication failed" in str(ei.value), str(ei.value)
+    # the same PostgreSQL-only user logs in to a real database through auth_query
+    with tp.connect(user=pg_only, password="role_pw") as c:
+        assert c.execute("select current_user").fetchone()[0] == pg_only
