@@ -13,7 +13,6 @@
 #include "crypto.h"
 #include "log.h"
 #include "loop.h"
-#include "pool.h"
 #include "proto.h"
 #include "reload.h"
 #include "server.h"
@@ -90,8 +89,8 @@ static void forward_done(struct cancel_forward *f)
 	close(f->fd);
 	struct server *s = f->s;
 	free(f);
-	if (s && --s->cancels_in_flight == 0 && s->state == SV_BEING_CANCELED)
-		pool_server_ready(s->pool, s);
+	if (s && --s->cancels_in_flight == 0)
+		server_cancels_delivered(s);
 }
 
 void cancel_server_gone(struct server *s)

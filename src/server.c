@@ -769,6 +769,12 @@ static void reset_done(struct server *s, bool ok)
 	pool_server_ready(s->pool, s);
 }
 
+void server_cancels_delivered(struct server *s)
+{
+	if (s->state == SV_BEING_CANCELED)
+		pool_server_ready(s->pool, s);
+}
+
 void server_release(struct server *s, bool client_left)
 {
 	struct pool *p = s->pool;
