@@ -79,9 +79,9 @@ bool server_launch(struct pool *p);
 /* Pairs s with client c (SV_ACTIVE); tracked parameters are synced first,
  * then client_linked(s, ok) is called. */
 void server_link(struct server *s, struct client *c);
-/* The client is gone (or done): put s back to the pool if clean, else close. */
 /* Every cancel forwarded to s's backend has been taken by PostgreSQL. */
 void server_cancels_delivered(struct server *s);
+/* The client is gone (or done): put s back to the pool if clean, else close. */
 void server_release(struct server *s, bool client_left);
 /* Runs sql as an internal query; done(s, ok) when its ReadyForQuery arrives. */
 void server_run_internal(struct server *s, const char *sql, bool for_client, server_query_done_fn done);
