@@ -7,6 +7,8 @@ uses one on its backend until it disconnects, then resets that backend
 behaviour is PgBouncer's: the backend goes back to the pool, state and all.
 """
 
+import asyncio
+
 import psycopg
 import pytest
 
@@ -175,3 +177,32 @@ def test_statement_in_failed_transaction_still_pins_safely(tidepool, role):
             a.execute("LISTEN tp_failed")
         a.execute("ROLLBACK")
         assert a.execute("select 41 + 1").fetchone()[0] == 42
+
+
+def test_asyncpg_listener_in_transaction_mode(tidepool, role):
+    """asyncpg's add_listener (LISTEN over its own connection) through a
+    transaction pool: notifications arrive while other connections share
+    the rest of the pool with prepared statements. (With the key off they
+    never arrive: the LISTEN stays on a backend the listener left.)"""
+    asyncpg = pytest.importorskip("asyncpg")
+    tp = tidepool(pool_mode="transaction", default_pool_size=2, max_prepared_statements=50)
+
+    async def main():
+        listener = await asyncpg.connect(host=tp.host, port=tp.port, user=role, database="appdb")
+        got = asyncio.Queue()
+        await listener.add_listener("tp_async", lambda conn, pid, chan, payload: got.put_nowait(payload))
+        others = [await asyncpg.connect(host=tp.host, port=tp.port, user=role, database="appdb")
+                  for _ in range(4)]
+        try:
+            for i, conn in enumerate(others * 5):
+                assert await conn.fetchval("select $1::int * 2", i) == i * 2
+                if i % 5 == 0:
+                    await conn.execute("select pg_notify('tp_async', $1)", "n%d" % i)
+            payloads = [await asyncio.wait_for(got.get(), 10) for _ in range(4)]
+            assert payloads == ["n0", "n5", "n10", "n15"]
+        finally:
+            for conn in others:
+                await conn.close()
+            await listener.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
