@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct client;
 struct server;
 struct proto_header;
@@ -61,13 +63,20 @@ struct ps_server_state {
 	uint32_t forget_batch;        /* 1 + the batch of the last DEALLOCATE the backend runs */
 };
 
-static inline bool ps_queue_busy(const struct ps_server_state *ps)
+/* Does a message of this type from the backend need ps_server_message?
+ * Replies to queued requests do, and an error in a batch that may have
+ * dropped the backend's statements (its lists must then be distrusted). */
+static inline bool ps_watches(const struct ps_server_state *ps, uint8_t type, uint32_t sync_recv)
 {
-	return ps && ps->count > 0;
+	if (!ps)
+		return false;
+	if (ps->count > 0)
+		return type == PQ_MSG_PARSE_COMPLETE || type == '3' /* CloseComplete */ || type == PQ_MSG_ERROR;
+	return type == PQ_MSG_ERROR && ps->forget_batch == sync_recv + 1;
 }
 
-/* A whole ParseComplete, CloseComplete or ErrorResponse at the server's
- * forwarding position while requests are queued. */
+/* A whole message ps_watches() picked, at the server's forwarding
+ * position. */
 enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h);
 /* Every Sync batch sent to s before the current one has been answered
  * (what a held client message waits for). */

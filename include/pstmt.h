@@ -122,5 +122,8 @@ enum pstmt_sql {
  * `name` receives the name: unquoted identifiers folded to lower case and
  * quoted ones unescaped, as PostgreSQL reads them. */
 enum pstmt_sql pstmt_parse_sql(const char *q, size_t len, char *name, size_t cap);
+/* A query string of several statements (split at every ';') one of which
+ * is DEALLOCATE [PREPARE] ALL or DISCARD ALL: that kind, else OTHER. */
+enum pstmt_sql pstmt_sql_drops_all(const char *q, size_t len);
 
 #endif

@@ -237,6 +237,20 @@ static bool may_be_deallocate(const uint8_t *p, uint32_t n)
 	return true;   /* only blanks so far: need more to tell */
 }
 
+/* A later statement of a multi-statement query could be DEALLOCATE or
+ * DISCARD: some ';' is followed (after blanks) by a 'd'. */
+static bool may_hold_deallocate(const uint8_t *p, uint32_t n)
+{
+	const uint8_t *end = p + n;
+	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
+		for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'); p++)
+			;
+		if (p < end && (*p == 'd' || *p == 'D'))
+			return true;
+	}
+	return false;
+}
+
 static void apply_deallocate(struct client *c, enum pstmt_sql kind, const char *name)
 {
 	if (!c->ps)
@@ -538,15 +552,29 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 	uint32_t avail = cn->in->end - cn->fwd;
 	const uint8_t *body = cn->in->data + cn->fwd + PROTO_HEADER_LEN;
 	uint32_t seen = avail > PROTO_HEADER_LEN ? MIN(avail - PROTO_HEADER_LEN, h->len - 4) : 0;
-	if (!may_be_deallocate(body, seen) || total > SQL_CHECK_MAX)
+	if (total > SQL_CHECK_MAX)
+		return PS_PASS;
+	if (seen < h->len - 4 && whole_message(cn, total) == NULL)
+		return PS_NEED_MORE;   /* a short query split by a read: decide on all of it */
+	if (!may_be_deallocate(body, seen) && !may_hold_deallocate(body, seen))
 		return PS_PASS;
 	body = whole_message(cn, total);
 	if (!body)
 		return PS_NEED_MORE;
 	char name[256];
 	enum pstmt_sql kind = classify_query(c, body, h->len - 4, name, sizeof(name));
-	if (kind == PSTMT_SQL_OTHER)
+	if (kind == PSTMT_SQL_OTHER) {
+		/* DEALLOCATE ALL among other statements: the backend runs it and
+		 * drops every statement it has, so its list is emptied (and
+		 * re-prepared on use). The client keeps its names: the split at
+		 * ';' may have been fooled by a literal, and a name kept too
+		 * long only means a statement that still works. */
+		if (pstmt_sql_drops_all((const char *)body, h->len - 4) != PSTMT_SQL_OTHER) {
+			server_state(s)->forget_batch = s->sync_sent + 1;
+			pstmt_server_clear(server_state(s)->cache);
+		}
 		return PS_PASS;
+	}
 	if (s->unsynced) {
 		/* inside an extended-protocol batch without its Sync the replies
 		 * before it cannot be waited for: the backend runs it */
@@ -699,6 +727,10 @@ enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h
 {
 	struct ps_server_state *ps = s->ps;
 	struct conn *cn = &s->conn;
+	if (ps->count == 0) {   /* an error in a batch that may have dropped statements */
+		drop_batch(s);
+		return PS_PASS;
+	}
 	struct ps_request *r = &ps->queue[ps->head];
 	const uint8_t *body = cn->in->data + cn->fwd + PROTO_HEADER_LEN;
 	uint32_t total = h->len + 1;

@@ -450,3 +450,18 @@ enum pstmt_sql pstmt_parse_sql(const char *q, size_t len, char *name, size_t cap
 		return PSTMT_SQL_DEALLOCATE_ALL;
 	return PSTMT_SQL_DEALLOCATE;
 }
+
+enum pstmt_sql pstmt_sql_drops_all(const char *q, size_t len)
+{
+	const char *p = q, *end = q + len;
+	char name[8];
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *stop = semi ? semi + 1 : end;
+		enum pstmt_sql kind = pstmt_parse_sql(p, (size_t)(stop - p), name, sizeof(name));
+		if (kind == PSTMT_SQL_DEALLOCATE_ALL || kind == PSTMT_SQL_DISCARD_ALL)
+			return kind;
+		p = stop;
+	}
+	return PSTMT_SQL_OTHER;
+}

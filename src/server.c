@@ -545,8 +545,7 @@ static bool server_scan(struct server *s)
 			return false;
 		}
 		uint32_t total = h.len + 1;
-		bool watched = ps_queue_busy(s->ps) && (h.type == PQ_MSG_PARSE_COMPLETE ||
-							h.type == '3' || h.type == PQ_MSG_ERROR);
+		bool watched = ps_watches(s->ps, h.type, s->sync_recv);
 		bool hold = h.type == PQ_MSG_READY || h.type == PQ_MSG_PARAMETER_STATUS || watched;
 		if (hold && total > avail) {
 			if (total > SERVER_MAX_HELD_MSG) {

@@ -362,6 +362,31 @@ def test_named_deallocate_all_keeps_the_backend_cache_true(tidepool):
     b.close()
 
 
+def test_deallocate_all_inside_a_longer_query_string(tidepool):
+    """DEALLOCATE ALL among other statements of one simple query runs on the
+    backend and drops the pool's statements there: the next client on that
+    backend still gets its own statement, prepared again."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=1, max_prepared_statements=50)
+    b = raw_login(tp)
+    b.send(parse_message("q", "select 'b'") + bind_message("q") + execute_message() + sync_message())
+    assert rows_of(b.read_until_ready()) == [["b"]]
+    a = raw_login(tp)
+    a.send(query_message("SELECT 1; DEALLOCATE ALL; SELECT 2"))
+    msgs = a.read_until_ready()
+    assert kinds(msgs) == "TDCCTDCZ", msgs
+    b.send(bind_message("q") + execute_message() + sync_message())
+    assert rows_of(b.read_until_ready()) == [["b"]]
+    # a string that fails before its DEALLOCATE ALL leaves the statements in
+    # place; the backend, no longer known for sure, is replaced at release
+    a.send(query_message("SELECT 1/0; DEALLOCATE ALL"))
+    assert error_of(a.read_until_ready())["C"] == "22012"
+    for _ in range(3):
+        b.send(bind_message("q") + execute_message() + sync_message())
+        assert rows_of(b.read_until_ready()) == [["b"]]
+    a.close()
+    b.close()
+
+
 def test_deallocate_name_and_all_with_psql(txpool):
     c = raw_login(txpool)
     c.send(parse_message("n1", "select 1") + parse_message("n2", "select 2") + sync_message())

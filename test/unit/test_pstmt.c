@@ -178,6 +178,23 @@ static void test_parse_sql(void)
 	CHECK_INT(sql(longq, name), PSTMT_SQL_OTHER);
 }
 
+static void test_drops_all_in_multi_statement_strings(void)
+{
+	static const struct { const char *q; enum pstmt_sql want; } cases[] = {
+		{ "SELECT 1; DEALLOCATE ALL; SELECT 2", PSTMT_SQL_DEALLOCATE_ALL },
+		{ "select 1;deallocate prepare all", PSTMT_SQL_DEALLOCATE_ALL },
+		{ "DISCARD ALL; SELECT 1", PSTMT_SQL_DISCARD_ALL },
+		{ "DEALLOCATE ALL", PSTMT_SQL_DEALLOCATE_ALL },
+		{ "SELECT 1; DEALLOCATE x; SELECT 2", PSTMT_SQL_OTHER },
+		{ "SELECT 'DEALLOCATE ALL'; SELECT 2", PSTMT_SQL_OTHER },
+		{ "SELECT 1; DEALLOCATE ALLX", PSTMT_SQL_OTHER },
+		{ "", PSTMT_SQL_OTHER },
+		{ ";;;", PSTMT_SQL_OTHER },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK_INT(pstmt_sql_drops_all(cases[i].q, strlen(cases[i].q)), cases[i].want);
+}
+
 int main(void)
 {
 	RUN(test_intern_shares_and_frees);
@@ -185,5 +202,6 @@ int main(void)
 	RUN(test_client_table);
 	RUN(test_server_cache_lru);
 	RUN(test_parse_sql);
+	RUN(test_drops_all_in_multi_statement_strings);
 	return UNIT_DONE();
 }
