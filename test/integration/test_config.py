@@ -41,6 +41,14 @@ def test_check_good_config(tidepool):
     assert rc == 0, out
 
 
+def test_example_config_in_etc_is_valid():
+    """etc/tidepool.ini is the commented example users copy: it must load
+    (its auth_file and paths are relative to it)."""
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "tidepool.ini")
+    rc, out = run_check(os.path.abspath(example))
+    assert rc == 0, out
+
+
 def test_check_bad_config_lists_every_problem(tmp_path, pg):
     lines = [
         "[tidepool]",                                           # 1
