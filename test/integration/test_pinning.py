@@ -21,6 +21,15 @@ def pid_of(conn):
     return conn.execute("select pg_backend_pid()").fetchone()[0]
 
 
+def blocked_second_client(tp, role, why):
+    """With a pool of one held by a pinned client, a second client's query
+    waits: returns that client and its pending pid_of()."""
+    b = tp.connect(user=role)
+    waiting = Background(pid_of, b)
+    assert not waiting.wait(1.0), why
+    return b, waiting
+
+
 def test_listen_pins_and_notifications_arrive(tidepool, role):
     tp = tidepool(pool_mode="transaction", default_pool_size=2)
     notifies = []
@@ -50,9 +59,7 @@ def test_pinned_backend_is_reset_before_the_next_client(tidepool, role):
     a.execute("insert into tp_scratch values (1)")
     pid_a = pid_of(a)
     # the only server stays with a between its transactions
-    b = tp.connect(user=role)
-    waiting = Background(pid_of, b)
-    assert not waiting.wait(1.0), "b got the pinned server while a was still connected"
+    b, waiting = blocked_second_client(tp, role, "b got the pinned server while a was still connected")
     assert a.execute("select count(*) from tp_scratch").fetchone()[0] == 1
     assert a.execute("select pg_advisory_unlock(4711)").fetchone()[0] is True
     a.execute("select pg_advisory_lock(4711)")
@@ -79,9 +86,7 @@ def test_other_session_state_pins(tidepool, role, statement):
     tp = tidepool(pool_mode="transaction", default_pool_size=1)
     a = tp.connect(user=role)
     a.execute(statement)
-    b = tp.connect(user=role)
-    waiting = Background(pid_of, b)
-    assert not waiting.wait(1.0), "%r did not pin the client" % statement
+    b, waiting = blocked_second_client(tp, role, "%r did not pin the client" % statement)
     a.close()
     waiting.result(10)
     b.close()
@@ -109,9 +114,7 @@ def test_listen_sent_with_the_extended_protocol_pins(tidepool, role):
                pgraw.execute_message("") + pgraw.sync_message())
         msgs = r.read_until_ready()
         assert [t for t, _ in msgs] == ["1", "2", "C", "Z"]
-        b = tp.connect(user=role)
-        waiting = Background(pid_of, b)
-        assert not waiting.wait(1.0), "LISTEN through Parse did not pin the client"
+        b, waiting = blocked_second_client(tp, role, "LISTEN through Parse did not pin the client")
     waiting.result(10)
     b.close()
 
