@@ -120,11 +120,13 @@ static void on_delivered(evutil_socket_t fd, short what, void *arg)
 	forward_done(f);
 }
 
-static struct timeval wait_timeout(void)
+/* Each step of a forward (sending, then waiting for the close) gets
+ * cancel_wait_timeout. */
+static void add_with_timeout(struct event *ev)
 {
 	usec_t t = config_current()->cancel_wait_timeout;
 	struct timeval tv = { (time_t)(t / USEC_PER_SEC), (suseconds_t)(t % USEC_PER_SEC) };
-	return tv;
+	event_add(ev, t > 0 ? &tv : NULL);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -148,8 +150,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		return;
 	event_del(f->ev);
 	event_assign(f->ev, loop_base(), fd, EV_READ | EV_PERSIST, on_delivered, f);
-	struct timeval tv = wait_timeout();
-	event_add(f->ev, config_current()->cancel_wait_timeout > 0 ? &tv : NULL);
+	add_with_timeout(f->ev);
 }
 
 void cancel_request(uint32_t pid, uint32_t key)
@@ -184,8 +185,7 @@ void cancel_request(uint32_t pid, uint32_t key)
 	proto_writer_init(&w, f->pkt, sizeof(f->pkt));
 	proto_write_cancel_request(&w, s->backend_pid, s->backend_key);
 	f->ev = event_new(loop_base(), fd, EV_WRITE | EV_PERSIST, on_writable, f);
-	struct timeval tv = wait_timeout();
-	event_add(f->ev, config_current()->cancel_wait_timeout > 0 ? &tv : NULL);
+	add_with_timeout(f->ev);
 	server_log(LOG_LVL_INFO, s, "forwarding cancel request from C-%llu", (unsigned long long)c->id);
 }
 

@@ -6,69 +6,17 @@
 #include <stdbool.h>
 #include <string.h>
 
-struct scan {
-	const char *p, *end;
-};
+#include "sqlscan.h"
 
-static char lower(char ch)
+/* The next unquoted word, folded ("" for a quoted one, one too long to be
+ * a keyword, or none). False if the next token is not a word. */
+static bool keyword(struct sql_scan *sc, char *out, size_t cap)
 {
-	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
-/* Whitespace and comments ("-- ..." to the end of the line, and nested
- * C-style blocks, as PostgreSQL reads them). */
-static void skip_blank(struct scan *sc)
-{
-	while (sc->p < sc->end) {
-		char ch = *sc->p;
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
-			sc->p++;
-		} else if (ch == '-' && sc->p + 1 < sc->end && sc->p[1] == '-') {
-			while (sc->p < sc->end && *sc->p != '\n')
-				sc->p++;
-		} else if (ch == '/' && sc->p + 1 < sc->end && sc->p[1] == '*') {
-			int depth = 0;
-			while (sc->p + 1 < sc->end) {
-				if (sc->p[0] == '/' && sc->p[1] == '*') {
-					depth++;
-					sc->p += 2;
-				} else if (sc->p[0] == '*' && sc->p[1] == '/') {
-					sc->p += 2;
-					if (--depth == 0)
-						break;
-				} else {
-					sc->p++;
-				}
-			}
-			if (depth > 0)
-				sc->p = sc->end;   /* unterminated: the rest is comment */
-		} else {
-			return;
-		}
-	}
-}
-
-static bool word_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-	       (ch >= '0' && ch <= '9') || (unsigned char)ch >= 0x80;
-}
-
-/* Reads the next unquoted word, folded to lower case into out ("" when it
- * is too long to be a keyword we look for). False if the next token is not
- * a word. */
-static bool next_word(struct scan *sc, char *out, size_t cap)
-{
-	size_t n = 0;
-	skip_blank(sc);
-	while (sc->p < sc->end && word_char(*sc->p)) {
-		if (n + 1 < cap)
-			out[n] = lower(*sc->p);
-		n++;
-		sc->p++;
-	}
-	out[n < cap ? n : 0] = '\0';
-	return n > 0;
+	bool quoted;
+	bool found = sql_read_word(sc, out, cap, &quoted);
+	if (!found || quoted)
+		out[0] = '\0';
+	return found;
 }
 
 static bool is(const char *w, const char *kw)
@@ -83,29 +31,18 @@ static bool temp_word(const char *w)
 
 /* DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR
  * [WITH HOLD | WITHOUT HOLD] FOR query: HOLD right after WITH, before FOR. */
-static bool declares_hold_cursor(struct scan *sc)
+static bool declares_hold_cursor(struct sql_scan *sc)
 {
-	char prev[16] = "", w[16];
-	for (;;) {
-		if (!next_word(sc, w, sizeof(w))) {
-			if (sc->p >= sc->end || *sc->p == ';')
-				return false;
-			if (*sc->p == '"') {   /* a quoted cursor name */
-				const char *close = memchr(sc->p + 1, '"', (size_t)(sc->end - sc->p - 1));
-				if (!close)
-					return false;
-				sc->p = close;
-			}
-			sc->p++;
-			prev[0] = '\0';
-			continue;
-		}
+	char w[16];
+	bool after_with = false;
+	while (keyword(sc, w, sizeof(w))) {
 		if (is(w, "for"))
 			return false;
-		if (is(w, "hold") && is(prev, "with"))
+		if (after_with && is(w, "hold"))
 			return true;
-		memcpy(prev, w, sizeof(prev));
+		after_with = is(w, "with");
 	}
+	return false;
 }
 
 /* pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock and
@@ -121,9 +58,9 @@ static bool calls_advisory_lock(const char *q, size_t len)
 		if ((size_t)(p - q) >= nb && (size_t)(end - p - 1) >= na) {
 			bool match = true;
 			for (size_t i = 0; i < nb && match; i++)
-				match = lower(p[-(ptrdiff_t)nb + (ptrdiff_t)i]) == before[i];
+				match = sql_lower(p[-(ptrdiff_t)nb + (ptrdiff_t)i]) == before[i];
 			for (size_t i = 0; i < na && match; i++)
-				match = lower(p[1 + i]) == after[i];
+				match = sql_lower(p[1 + i]) == after[i];
 			if (match)
 				return true;
 		}
@@ -146,24 +83,24 @@ static inline bool might_pin(char ch)
 /* The statement starting at q: its first keywords decide. */
 static enum pin_reason statement_reason(const char *q, const char *end)
 {
-	struct scan sc = { q, end };
+	struct sql_scan sc = { q, end };
 	char w[16];
 	if (sc.p < sc.end && !might_pin(*sc.p))
 		return PIN_NONE;   /* most statements (SELECT, INSERT, ...) end here */
-	skip_blank(&sc);
+	sql_skip_blank(&sc);
 	if (sc.p == sc.end || !might_pin(*sc.p))
 		return PIN_NONE;
-	next_word(&sc, w, sizeof(w));
+	keyword(&sc, w, sizeof(w));
 	if (is(w, "listen"))
 		return PIN_LISTEN;
 	if (is(w, "prepare")) {
-		next_word(&sc, w, sizeof(w));
+		keyword(&sc, w, sizeof(w));
 		if (!is(w, "transaction"))   /* PREPARE TRANSACTION ends one instead */
 			return PIN_PREPARE;
 	} else if (is(w, "create")) {
-		next_word(&sc, w, sizeof(w));
+		keyword(&sc, w, sizeof(w));
 		if (is(w, "global") || is(w, "local"))
-			next_word(&sc, w, sizeof(w));
+			keyword(&sc, w, sizeof(w));
 		if (temp_word(w))
 			return PIN_TEMP_TABLE;
 	} else if (is(w, "declare")) {
@@ -179,15 +116,12 @@ static enum pin_reason statement_reason(const char *q, const char *end)
 enum pin_reason pin_reason_of_sql(const char *q, size_t len)
 {
 	const char *end = q + len, *p = q;
-	for (;;) {
+	do {
 		enum pin_reason r = statement_reason(p, end);
 		if (r != PIN_NONE)
 			return r;
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		if (!semi)
-			break;
-		p = semi + 1;
-	}
+		p = sql_statement_end(p, end);
+	} while (p < end);
 	return calls_advisory_lock(q, len) ? PIN_ADVISORY_LOCK : PIN_NONE;
 }
 

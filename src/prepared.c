@@ -261,23 +261,35 @@ static void apply_deallocate(struct client *c, enum pstmt_sql kind, const char *
 		pstmt_client_clear(c->ps);
 }
 
+/* The current batch makes the backend drop statements: should it fail,
+ * what the backend holds is no longer known (the server then closes at
+ * release, see drop_batch). */
+static void distrust_if_batch_fails(struct server *s)
+{
+	server_state(s)->forget_batch = s->sync_sent + 1;
+}
+
+/* The backend is about to drop every statement it has. */
+static void backend_list_dropped(struct server *s)
+{
+	distrust_if_batch_fails(s);
+	pstmt_server_clear(server_state(s)->cache);
+}
+
+/* The backend is about to run a DEALLOCATE ALL or DISCARD ALL: the client's
+ * names and the backend's statements go with it. */
+static void backend_drops_all(struct client *c, struct server *s, enum pstmt_sql kind)
+{
+	apply_deallocate(c, kind, NULL);
+	backend_list_dropped(s);
+}
+
 /* A DEALLOCATE or DISCARD ALL that the backend runs itself, in stream
  * order (sent with the extended protocol, or inside a batch whose Sync has
  * not come): the client's names go now, and so do the backend's own
  * statements, which it drops with them. DEALLOCATE of one name is
  * rewritten to the pool's name for it, prepared first if this backend
  * lacks it, so the client gets the reply PostgreSQL would give. */
-/* The backend is about to run a DEALLOCATE ALL or DISCARD ALL: the client's
- * names and the backend's statements go with it. */
-static void backend_drops_all(struct client *c, struct server *s, enum pstmt_sql kind)
-{
-	struct ps_server_state *ps = server_state(s);
-	/* if this batch fails, the lists may no longer match the backend */
-	ps->forget_batch = s->sync_sent + 1;
-	apply_deallocate(c, kind, NULL);
-	pstmt_server_clear(ps->cache);
-}
-
 static enum ps_verdict backend_deallocate(struct client *c, struct server *s, enum pstmt_sql kind,
 					  const char *name, uint8_t type, uint32_t total)
 {
@@ -290,7 +302,7 @@ static enum ps_verdict backend_deallocate(struct client *c, struct server *s, en
 		return PS_PASS;
 	}
 	struct ps_server_state *ps = server_state(s);
-	ps->forget_batch = s->sync_sent + 1;   /* as above */
+	distrust_if_batch_fails(s);
 	struct pstmt *st = pstmt_client_lookup(c->ps, name);
 	pstmt_ref(st);
 	pstmt_client_remove(c->ps, name);
@@ -569,10 +581,8 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 		 * re-prepared on use). The client keeps its names: the split at
 		 * ';' may have been fooled by a literal, and a name kept too
 		 * long only means a statement that still works. */
-		if (pstmt_sql_drops_all((const char *)body, h->len - 4) != PSTMT_SQL_OTHER) {
-			server_state(s)->forget_batch = s->sync_sent + 1;
-			pstmt_server_clear(server_state(s)->cache);
-		}
+		if (pstmt_sql_drops_all((const char *)body, h->len - 4) != PSTMT_SQL_OTHER)
+			backend_list_dropped(s);
 		return PS_PASS;
 	}
 	if (s->unsynced) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sqlscan.h"
 #include "util.h"
 
 #define INITIAL_BUCKETS 16
@@ -347,104 +348,38 @@ struct pstmt *pstmt_server_oldest(const struct pstmt_server_cache *c)
 
 /* ---- SQL recognizer ---- */
 
-struct sql_scan {
-	const char *p, *end;
-};
-
-static void skip_space(struct sql_scan *sc)
+/* A word that fits (too long is no name or keyword tidepool looks for). */
+static bool word(struct sql_scan *sc, char *out, size_t cap, bool *quoted)
 {
-	while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' ||
-				   *sc->p == '\r' || *sc->p == '\f'))
-		sc->p++;
-}
-
-static bool ident_char(char ch, bool first)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-	       (unsigned char)ch >= 0x80 || (!first && ((ch >= '0' && ch <= '9') || ch == '$'));
-}
-
-/* Reads one identifier or keyword into out (folded, or unescaped when
- * quoted). False if there is none or it does not fit. */
-static bool read_word(struct sql_scan *sc, char *out, size_t cap, bool *quoted)
-{
-	size_t n = 0;
-	skip_space(sc);
-	*quoted = false;
-	if (sc->p < sc->end && *sc->p == '"') {
-		*quoted = true;
-		sc->p++;
-		for (;;) {
-			if (sc->p >= sc->end)
-				return false;
-			char ch = *sc->p++;
-			if (ch == '"') {
-				if (sc->p < sc->end && *sc->p == '"')
-					sc->p++;
-				else
-					break;
-			}
-			if (n + 1 >= cap)
-				return false;
-			out[n++] = ch;
-		}
-		out[n] = '\0';
-		return n > 0;
-	}
-	if (sc->p >= sc->end || !ident_char(*sc->p, true))
-		return false;
-	while (sc->p < sc->end && ident_char(*sc->p, false)) {
-		char ch = *sc->p++;
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (char)(ch - 'A' + 'a');
-		if (n + 1 >= cap)
-			return false;
-		out[n++] = ch;
-	}
-	out[n] = '\0';
-	return true;
-}
-
-/* Only whitespace and at most one semicolon (and a terminating NUL) left. */
-static bool at_end(struct sql_scan *sc)
-{
-	skip_space(sc);
-	if (sc->p < sc->end && *sc->p == ';') {
-		sc->p++;
-		skip_space(sc);
-	}
-	while (sc->p < sc->end && *sc->p == '\0')
-		sc->p++;
-	return sc->p == sc->end;
+	return sql_read_word(sc, out, cap, quoted) && out[0];
 }
 
 enum pstmt_sql pstmt_parse_sql(const char *q, size_t len, char *name, size_t cap)
 {
 	struct sql_scan sc = { q, q + len };
-	char word[128];
+	char kw[16];
 	bool quoted;
-	if (!read_word(&sc, word, sizeof(word), &quoted) || quoted)
+	if (!word(&sc, kw, sizeof(kw), &quoted) || quoted)
 		return PSTMT_SQL_OTHER;
-	if (strcmp(word, "discard") == 0) {
-		if (read_word(&sc, word, sizeof(word), &quoted) && !quoted && strcmp(word, "all") == 0 &&
-		    at_end(&sc))
+	if (strcmp(kw, "discard") == 0) {
+		if (word(&sc, kw, sizeof(kw), &quoted) && !quoted && strcmp(kw, "all") == 0 && sql_at_end(&sc))
 			return PSTMT_SQL_DISCARD_ALL;
 		return PSTMT_SQL_OTHER;
 	}
-	if (strcmp(word, "deallocate") != 0)
+	if (strcmp(kw, "deallocate") != 0)
 		return PSTMT_SQL_OTHER;
-	if (!read_word(&sc, name, cap, &quoted))
+	if (!word(&sc, name, cap, &quoted))
 		return PSTMT_SQL_OTHER;
 	if (!quoted && strcmp(name, "prepare") == 0) {
 		struct sql_scan save = sc;
 		/* "DEALLOCATE prepare" alone names a statement called prepare. */
-		if (at_end(&sc))
+		if (sql_at_end(&sc))
 			return PSTMT_SQL_DEALLOCATE;
 		sc = save;
-		if (!read_word(&sc, name, cap, &quoted))
+		if (!word(&sc, name, cap, &quoted))
 			return PSTMT_SQL_OTHER;
 	}
-	if (!at_end(&sc))
+	if (!sql_at_end(&sc))
 		return PSTMT_SQL_OTHER;
 	if (!quoted && strcmp(name, "all") == 0)
 		return PSTMT_SQL_DEALLOCATE_ALL;
@@ -453,15 +388,13 @@ enum pstmt_sql pstmt_parse_sql(const char *q, size_t len, char *name, size_t cap
 
 enum pstmt_sql pstmt_sql_drops_all(const char *q, size_t len)
 {
-	const char *p = q, *end = q + len;
+	const char *end = q + len;
 	char name[8];
-	while (p < end) {
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		const char *stop = semi ? semi + 1 : end;
+	for (const char *p = q, *stop; p < end; p = stop) {
+		stop = sql_statement_end(p, end);
 		enum pstmt_sql kind = pstmt_parse_sql(p, (size_t)(stop - p), name, sizeof(name));
 		if (kind == PSTMT_SQL_DEALLOCATE_ALL || kind == PSTMT_SQL_DISCARD_ALL)
 			return kind;
-		p = stop;
 	}
 	return PSTMT_SQL_OTHER;
 }

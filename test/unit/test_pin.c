@@ -74,6 +74,9 @@ static void test_plain_statements_and_prefixes(void)
 	CHECK_INT(of("   "), PIN_NONE);
 	CHECK_INT(of("/* unterminated comment LISTEN x"), PIN_NONE);
 	CHECK_INT(of("SET search_path = app"), PIN_NONE);
+	CHECK_INT(of("-1"), PIN_NONE);
+	CHECK_INT(of("/ 2"), PIN_NONE);
+	CHECK_INT(of("\"listen\" x"), PIN_NONE);
 	CHECK_INT(of("BEGIN; SELECT 1; COMMIT"), PIN_NONE);
 	CHECK_INT(of("BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT"), PIN_HOLD_CURSOR);
 	CHECK_INT(of("select 1;listen x"), PIN_LISTEN);

@@ -190,6 +190,8 @@ static void test_drops_all_in_multi_statement_strings(void)
 		{ "SELECT 1; DEALLOCATE ALLX", PSTMT_SQL_OTHER },
 		{ "", PSTMT_SQL_OTHER },
 		{ ";;;", PSTMT_SQL_OTHER },
+		{ "/* c */ DEALLOCATE /* all of them */ ALL -- done", PSTMT_SQL_DEALLOCATE_ALL },
+		{ "SELECT 1; DEALLOCATE \"\"", PSTMT_SQL_OTHER },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CHECK_INT(pstmt_sql_drops_all(cases[i].q, strlen(cases[i].q)), cases[i].want);
