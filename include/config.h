@@ -6,7 +6,8 @@
  * it in only when it loaded cleanly, so a bad file never half-applies.
  * All keys live in one declarative table (name, type, default, bounds,
  * reloadable, implemented, help) from which the parser, SHOW CONFIG and
- * doc/config.md are derived. */
+ * doc/config.md are derived. The current snapshot is held here too
+ * (config_current); reload.c builds, swaps and applies new ones. */
 #ifndef TIDEPOOL_CONFIG_H
 #define TIDEPOOL_CONFIG_H
 
@@ -224,6 +225,13 @@ typedef void (*config_warn_fn)(const char *file, int line, const char *msg);
  * with every problem appended to errs. */
 struct config *config_load(const char *path, struct config_errors *errs, config_warn_fn warn);
 void config_free(struct config *cfg);
+
+/* The current snapshot, the only way to reach settings; read-only for all
+ * (NULL before start-up installs the first one). */
+const struct config *config_current(void);
+/* Makes cfg (may be NULL) the current snapshot and returns the previous
+ * one, which the caller frees. Only start-up and reload call it. */
+struct config *config_swap(struct config *cfg);
 /* A deep copy of a snapshot (the copy owns all it points to). */
 struct config *config_dup(const struct config *cfg);
 

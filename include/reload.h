@@ -1,5 +1,6 @@
-/* reload: holds the current config snapshot and swaps in a new one on
- * SIGHUP or RELOAD, only when the new file loaded cleanly. */
+/* reload: swaps in a new config snapshot (config.c holds the current one)
+ * on SIGHUP or RELOAD, only when the new file loaded cleanly, and applies
+ * it to logging, pools and TLS. */
 #ifndef TIDEPOOL_RELOAD_H
 #define TIDEPOOL_RELOAD_H
 
@@ -8,9 +9,6 @@
 #include "config.h"
 #include "util.h"
 
-const struct config *config_current(void);
-/* Installs the first snapshot (takes ownership). */
-void reload_install(struct config *cfg);
 /* Re-reads the config file. On failure the old snapshot stays and *errors
  * (malloc'd, may be NULL) says why. */
 bool reload_config(char **errors);

@@ -26,6 +26,7 @@
 #include "autoconf.h"
 #include "cancel.h"
 #include "client.h"
+#include "config.h"
 #include "lifecycle.h"
 #include "list.h"
 #include "listen.h"
@@ -33,7 +34,6 @@
 #include "loop.h"
 #include "pool.h"
 #include "proto.h"
-#include "reload.h"
 #include "server.h"
 
 /* Largest message a console client may send (a query string). */

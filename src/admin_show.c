@@ -21,6 +21,7 @@
 
 #include "autoconf.h"
 #include "client.h"
+#include "config.h"
 #include "dns.h"
 #include "iobuf.h"
 #include "lifecycle.h"
@@ -30,7 +31,6 @@
 #include "pool.h"
 #include "prepared.h"
 #include "proto.h"
-#include "reload.h"
 #include "server.h"
 
 #define COLS(a) (a), ARRAY_SIZE(a)

@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "config.h"
 #include "crypto.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
-#include "reload.h"
 #include "server.h"
 
 #define CANCEL_BUCKETS 16384

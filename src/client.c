@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "cancel.h"
+#include "config.h"
 #include "lifecycle.h"
 #include "login.h"
 #include "log.h"
@@ -23,7 +24,6 @@
 #include "pin.h"
 #include "prepared.h"
 #include "proto.h"
-#include "reload.h"
 #include "server.h"
 #include "stats.h"
 

@@ -4,7 +4,8 @@
  * type, default, bounds, reloadability, implementation status and help
  * live; SHOW CONFIG and doc/config.md follow it), the ini reader with
  * %include, the [databases], [users] and [peers] entry parsers, the
- * auth_file reader, and the lookups over a snapshot.
+ * auth_file reader, the lookups over a snapshot, and the current snapshot
+ * (config_current; reload.c decides when to swap in another).
  *
  * Invariants: a snapshot is never changed after config_load returns it and
  * owns every string it points to (db_config.file points into cfg->files).
@@ -1378,6 +1379,20 @@ enum config_set_result config_set_key(const struct config *cur, const char *key,
 	}
 	*out = cfg;
 	return CONFIG_SET_OK;
+}
+
+static struct config *current;
+
+const struct config *config_current(void)
+{
+	return current;
+}
+
+struct config *config_swap(struct config *cfg)
+{
+	struct config *old = current;
+	current = cfg;
+	return old;
 }
 
 void config_free(struct config *cfg)

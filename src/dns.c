@@ -22,9 +22,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "log.h"
 #include "loop.h"
-#include "reload.h"
 #include "util.h"
 
 #define DNS_MAX_SOCKS 16

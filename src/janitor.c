@@ -6,11 +6,11 @@
 
 #include "admin.h"
 #include "client.h"
+#include "config.h"
 #include "dns.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
-#include "reload.h"
 #include "server.h"
 
 static struct event *timer;

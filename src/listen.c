@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "config.h"
 #include "log.h"
 #include "loop.h"
-#include "reload.h"
 
 #define MAX_LISTENERS 16
 #define ACCEPTS_PER_EVENT 64

@@ -32,12 +32,12 @@
 #include "auth_query.h"
 #include "cancel.h"
 #include "client.h"
+#include "config.h"
 #include "crypto.h"
 #include "hba.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
-#include "reload.h"
 #include "tls.h"
 
 enum auth_phase {

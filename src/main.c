@@ -459,7 +459,7 @@ int main(int argc, char **argv)
 	char tls_err[800];
 	if (o.check) {
 		bool tls_ok = reload_tls(cfg, true, tls_err, sizeof(tls_err));
-		reload_install(cfg);
+		config_free(config_swap(cfg));   /* the first snapshot: none before it */
 		reload_free();
 		if (!tls_ok) {
 			fprintf(stderr, "%s: TLS: %s\n", o.config_path, tls_err);
@@ -471,7 +471,7 @@ int main(int argc, char **argv)
 	log_set_verbosity(o.verbose + cfg->verbose, o.quiet);
 	if (!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility))
 		return 1;
-	reload_install(cfg);
+	config_free(config_swap(cfg));   /* the first snapshot: none before it */
 	if (!reload_tls(cfg, true, tls_err, sizeof(tls_err))) {
 		log_fatal("TLS: %s", tls_err);
 		reload_free();

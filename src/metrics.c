@@ -20,11 +20,11 @@
 
 #include "autoconf.h"
 #include "client.h"
+#include "config.h"
 #include "dns.h"
 #include "lifecycle.h"
 #include "loop.h"
 #include "pool.h"
-#include "reload.h"
 #include "server.h"
 #include "stats.h"
 #include "util.h"

@@ -17,11 +17,11 @@
 #include <strings.h>
 
 #include "client.h"
+#include "config.h"
 #include "crypto.h"
 #include "dns.h"
 #include "log.h"
 #include "loop.h"
-#include "reload.h"
 #include "server.h"
 
 static struct list_node pools = { &pools, &pools };

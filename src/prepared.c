@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "client.h"
+#include "config.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "pstmt.h"
-#include "reload.h"
 #include "server.h"
 
 enum ps_request_kind {

@@ -1,6 +1,6 @@
-/* reload: owns the current config snapshot. A reload parses into a new
- * snapshot; only a clean one replaces the old, so a bad file never
- * half-applies. Pools re-read their settings from the new snapshot, and
+/* reload: builds, swaps and applies config snapshots (the current one is
+ * held by config.c). A reload parses into a new snapshot; only a clean one
+ * replaces the old, so a bad file never half-applies. Pools re-read their settings from the new snapshot, and
  * the TLS contexts are rebuilt from it (certificates and keys re-read);
  * a side whose files do not load keeps its previous context and mode. */
 #include "reload.h"
@@ -13,18 +13,6 @@
 #include "log.h"
 #include "pool.h"
 #include "tls.h"
-
-static struct config *current;
-
-const struct config *config_current(void)
-{
-	return current;
-}
-
-void reload_install(struct config *cfg)
-{
-	current = cfg;
-}
 
 void reload_warn(const char *file, int line, const char *msg)
 {
@@ -101,10 +89,10 @@ bool reload_tls(const struct config *cfg, bool startup, char *err, size_t errlen
 void reload_swap(struct config *cfg)
 {
 	/* Restart-only settings keep their old values in the new snapshot. */
-	cfg->listen_port = current->listen_port;
-	cfg->pkt_buf = current->pkt_buf;
-	struct config *old = current;
-	current = cfg;
+	const struct config *cur = config_current();
+	cfg->listen_port = cur->listen_port;
+	cfg->pkt_buf = cur->pkt_buf;
+	struct config *old = config_swap(cfg);
 	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
 	pool_apply_config(cfg);
 	char tls_err[800];
@@ -115,7 +103,8 @@ void reload_swap(struct config *cfg)
 bool reload_config(char **errors)
 {
 	struct config_errors errs = { 0 };
-	struct config *cfg = config_load(current->conffile, &errs, reload_warn);
+	const struct config *cur = config_current();
+	struct config *cfg = config_load(cur->conffile, &errs, reload_warn);
 	if (!cfg) {
 		char *msg = join_errors(&errs);
 		log_error("reload failed, keeping the old configuration: %s", msg);
@@ -127,7 +116,7 @@ bool reload_config(char **errors)
 		return false;
 	}
 	config_errors_free(&errs);
-	warn_restart_keys(current, cfg);
+	warn_restart_keys(cur, cfg);
 	reload_swap(cfg);
 	log_info("configuration reloaded");
 	if (errors)
@@ -138,6 +127,5 @@ bool reload_config(char **errors)
 void reload_free(void)
 {
 	tls_free_contexts();
-	config_free(current);
-	current = NULL;
+	config_free(config_swap(NULL));
 }

@@ -23,13 +23,13 @@
 #include "auth.h"
 #include "cancel.h"
 #include "client.h"
+#include "config.h"
 #include "dns.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "prepared.h"
 #include "proto.h"
-#include "reload.h"
 #include "server_login.h"
 
 /* Largest backend message tidepool holds whole outside of forwarding. */

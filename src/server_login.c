@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "auth.h"
+#include "config.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
-#include "reload.h"
 #include "server.h"
 #include "tls.h"
 
