@@ -41,6 +41,15 @@ struct client {
 	bool startup_done;
 };
 
+/* What clients need from the layers above, registered once at start-up
+ * (by main): nothing here calls up. */
+struct client_hooks {
+	/* True once a shutdown closes clients at their transaction
+	 * boundaries (lifecycle_draining). */
+	bool (*draining)(void);
+};
+void client_set_hooks(const struct client_hooks *hooks);
+
 /* Takes ownership of an accepted socket. */
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
 /* Sends an ErrorResponse (FATAL) with sqlstate and closes the client. */

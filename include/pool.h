@@ -175,19 +175,22 @@ void pool_close_idle_servers(void);
 
 /* Admin state that outlives pools (it applies to pools created later too).
  * PAUSE: a paused pool hands out no server and closes servers as they are
- * released. db NULL sets the global flag; clearing it with db NULL clears
- * every database's flag too (RESUME without a database undoes them all). */
+ * released. A pool is paused when its database's own flag (set here) or
+ * the global one (held by lifecycle) is set. */
 void pool_set_paused(const char *db, bool on);
 bool pool_db_paused(const char *db);      /* the database's own flag */
-bool pool_all_paused(void);               /* the global flag */
 bool pool_any_paused(void);               /* the global flag or any database's */
+/* The global flag changed (lifecycle's action): pools re-derive theirs;
+ * clearing it clears every database's flag too (RESUME without a database
+ * undoes them all). */
+void pool_global_pause_changed(bool on);
 /* DISABLE: logins to db are refused. */
 void pool_set_disabled(const char *db, bool on);
 bool pool_db_disabled(const char *db);
-/* SUSPEND: no pool hands out servers, and sockets stop reading once they
- * have input (conn_suspend); nothing is closed. */
-void pool_set_suspended(bool on);
-bool pool_suspended(void);
+/* SUSPEND (lifecycle_suspended): no pool hands out servers, and sockets
+ * stop reading once they have input (conn_suspend); nothing is closed.
+ * Called when it changed: on resume every pool is rescheduled. */
+void pool_suspend_changed(bool on);
 /* Closes the idle servers of one pool. */
 void pool_close_idle(struct pool *p, const char *reason);
 /* fn runs each time a server of any pool closes (inside server_close: it

@@ -29,7 +29,6 @@
 #include "config.h"
 #include "lifecycle.h"
 #include "list.h"
-#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -499,7 +498,7 @@ static int unsent_conns(void)
 
 static enum wait_state suspend_wait_state(const struct admin_session *s)
 {
-	if (!pool_suspended())
+	if (!lifecycle_suspended())
 		return WAIT_CANCELLED;
 	if (unsent_conns() == 0 || loop_now() >= s->wait_deadline)
 		return WAIT_DONE;
@@ -511,7 +510,7 @@ static enum wait_state wait_state(const struct admin_session *s)
 	const char *db = s->wait_db;
 	if (s->wait == ADMIN_WAIT_SUSPEND)
 		return suspend_wait_state(s);
-	if (s->wait == ADMIN_WAIT_PAUSE && !pool_all_paused() && !(db && pool_db_paused(db)))
+	if (s->wait == ADMIN_WAIT_PAUSE && !lifecycle_paused() && !(db && pool_db_paused(db)))
 		return WAIT_CANCELLED;
 	for (struct list_node *n = pool_list()->next; n != pool_list(); n = n->next) {
 		const struct pool *p = list_entry(n, struct pool, node);
@@ -650,14 +649,15 @@ static enum exec_result cmd_pause(struct admin_session *s, const char *db)
 {
 	if (db && !check_db(s, db, "PAUSE"))
 		return EXEC_FAILED;
-	if (db ? pool_db_paused(db) : pool_all_paused()) {
+	if (db ? pool_db_paused(db) : lifecycle_paused()) {
 		admin_reply_error(&s->reply, "55000", "%s%s is already paused", db ? "database " : "tidepool",
 				  db ? db : "");
 		return EXEC_FAILED;
 	}
 	log_info("admin: PAUSE %s", db ? db : "(all databases)");
-	pool_set_paused(db, true);
-	if (!db)
+	if (db)
+		pool_set_paused(db, true);
+	else
 		lifecycle_set_paused(true);
 	return wait_for(s, ADMIN_WAIT_PAUSE, db, "PAUSE");
 }
@@ -671,19 +671,17 @@ static enum exec_result cmd_resume(struct admin_session *s, const char *db)
 			admin_reply_error(&s->reply, "55000", "database %s is not paused", db);
 			return EXEC_FAILED;
 		}
-	} else if (!pool_any_paused() && !pool_suspended()) {
+	} else if (!pool_any_paused() && !lifecycle_suspended()) {
 		admin_reply_error(&s->reply, "55000", "tidepool is not paused or suspended");
 		return EXEC_FAILED;
 	}
 	log_info("admin: RESUME %s", db ? db : "(all databases)");
-	if (!db && pool_suspended()) {
-		listen_pause(false);
+	if (!db && lifecycle_suspended())
 		lifecycle_set_suspended(false);
-		pool_set_suspended(false);
-	}
-	if (!db)
+	if (db)
+		pool_set_paused(db, false);
+	else
 		lifecycle_set_paused(false);
-	pool_set_paused(db, false);
 	admin_poke();   /* a PAUSE waiting for these pools is cancelled */
 	admin_reply_complete(&s->reply, "RESUME");
 	return EXEC_DONE;
@@ -691,14 +689,12 @@ static enum exec_result cmd_resume(struct admin_session *s, const char *db)
 
 static enum exec_result cmd_suspend(struct admin_session *s, const char *arg)
 {
-	if (pool_suspended()) {
+	if (lifecycle_suspended()) {
 		admin_reply_error(&s->reply, "55000", "tidepool is already suspended");
 		return EXEC_FAILED;
 	}
 	log_info("admin: SUSPEND (no new connections, no reading, no server assignments until RESUME)");
-	pool_set_suspended(true);
 	lifecycle_set_suspended(true);
-	listen_pause(true);
 	s->wait_deadline = loop_now() + config_current()->suspend_timeout;
 	return wait_for(s, ADMIN_WAIT_SUSPEND, NULL, "SUSPEND");
 }
@@ -766,8 +762,9 @@ static enum exec_result cmd_kill(struct admin_session *s, const char *db)
 	if (db && !check_db(s, db, "KILL"))
 		return EXEC_FAILED;
 	log_info("admin: KILL %s", db ? db : "(all databases)");
-	pool_set_paused(db, true);
-	if (!db)
+	if (db)
+		pool_set_paused(db, true);
+	else
 		lifecycle_set_paused(true);
 	for (struct list_node *n = pool_list()->next; n != pool_list(); n = n->next) {
 		struct pool *p = list_entry(n, struct pool, node);

@@ -636,7 +636,7 @@ static void database_row(struct admin_reply *r, const char *name, const struct d
 	admin_row_int(&row, servers);
 	admin_row_int(&row, or_default(d->max_db_client_connections, cfg->max_db_client_connections));
 	admin_row_int(&row, clients);
-	admin_row_int(&row, pool_all_paused() || pool_db_paused(name));
+	admin_row_int(&row, lifecycle_paused() || pool_db_paused(name));
 	admin_row_int(&row, pool_db_disabled(name));
 	admin_reply_row(r, &row);
 }
@@ -1133,7 +1133,7 @@ static void show_peer_pools(struct admin_reply *r)
 static void show_state(struct admin_reply *r)
 {
 	static const struct admin_col cols[] = { { "key", ADMIN_TEXT }, { "value", ADMIN_TEXT } };
-	bool paused = pool_all_paused(), suspended = pool_suspended();
+	bool paused = lifecycle_paused(), suspended = lifecycle_suspended();
 	admin_reply_columns(r, COLS(cols));
 	reply_text_pair(r, "active", !paused && !suspended ? "yes" : "no");
 	reply_text_pair(r, "paused", paused ? "yes" : "no");

@@ -17,7 +17,6 @@
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
-#include "lifecycle.h"
 #include "login.h"
 #include "log.h"
 #include "loop.h"
@@ -28,6 +27,18 @@
 #include "stats.h"
 
 static uint64_t next_client_id;
+
+static bool never(void)
+{
+	return false;
+}
+
+static struct client_hooks hooks = { .draining = never };
+
+void client_set_hooks(const struct client_hooks *h)
+{
+	hooks = *h;
+}
 
 static void client_readable(struct conn *conn);
 static void client_resume(struct conn *conn);
@@ -436,7 +447,7 @@ static void client_forward(struct client *c)
 		return;
 	/* Draining: new input on a server between transactions (session mode)
 	 * would start a transaction; the client reconnects elsewhere instead. */
-	if (lifecycle_draining() && c->conn.fwd < c->conn.in->end && server_is_clean(s)) {
+	if (hooks.draining() && c->conn.fwd < c->conn.in->end && server_is_clean(s)) {
 		client_fail(c, "57P01", "tidepool is shutting down");
 		return;
 	}
@@ -498,7 +509,7 @@ void client_unlink(struct client *c)
 		client_close(c, "client sent Terminate");
 		return;
 	}
-	if (lifecycle_draining()) {   /* the transaction is over: close now */
+	if (hooks.draining()) {   /* the transaction is over: close now */
 		client_fail(c, "57P01", "tidepool is shutting down");
 		return;
 	}

@@ -8,6 +8,7 @@
 #include "client.h"
 #include "config.h"
 #include "dns.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -114,7 +115,7 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 
 static void fill_min_pool(struct pool *p)
 {
-	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale || p->paused || pool_suspended())
+	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale || p->paused || lifecycle_suspended())
 		return;
 	if (pool_total_servers(p) < p->min_pool_size && !p->last_connect_failure)
 		(void)server_launch(p);

@@ -1,5 +1,6 @@
-/* main: arguments, start-up order, signals, the lifecycle state (shutdown
- * phases, pause/suspend flags, reload counts; see lifecycle.h), exit.
+/* main: arguments, start-up order, signals, the actions behind the
+ * lifecycle state (which lifecycle.c holds: shutdown phase, pause/suspend
+ * flags, reload counts), exit.
  * Shutdown kinds: drain (SIGTERM by default) closes each client at its
  * transaction end and gives up after shutdown_timeout; wait for servers
  * (SIGINT) drains without delay or time limit; wait for clients
@@ -27,6 +28,7 @@
 #include "lifecycle.h"
 #include "listen.h"
 #include "log.h"
+#include "conn.h"
 #include "loop.h"
 #include "metrics.h"
 #include "params.h"
@@ -48,43 +50,40 @@ struct options {
  * /readyz already 503), closed (listener gone; in the drain kinds clients
  * are closed at their transaction boundaries), then exit. */
 struct shutdown_state {
-	bool active;               /* from the first SIGTERM/SIGINT/SHUTDOWN on */
 	bool listener_closed;
-	bool draining;             /* clients are closed at transaction boundaries */
-	enum shutdown_kind kind;
 	usec_t closed_at;          /* when the listener closed (shutdown_timeout runs from here) */
 	struct event *delay_timer;
 };
 
 static struct shutdown_state sd;
-static bool paused, suspended;
-static long long start_wall;
-static unsigned reload_count;
-static bool last_reload_ok = true;
 
-void lifecycle_set_paused(bool on) { paused = on; }
-bool lifecycle_paused(void) { return paused; }
-void lifecycle_set_suspended(bool on) { suspended = on; }
-bool lifecycle_suspended(void) { return suspended; }
-bool lifecycle_shutting_down(void) { return sd.active; }
-bool lifecycle_draining(void) { return sd.draining; }
-long long lifecycle_start_time(void) { return start_wall; }
-unsigned lifecycle_reload_count(void) { return reload_count; }
-bool lifecycle_last_reload_ok(void) { return last_reload_ok; }
-
-bool lifecycle_reload(char **errors)
+/* lifecycle's actions: a reload, and a snapshot from admin SET. */
+static bool reload_action(char **errors)
 {
-	reload_count++;
-	last_reload_ok = reload_config(errors);
-	if (last_reload_ok)
+	bool ok = reload_config(errors);
+	if (ok)
 		http_apply_config(config_current());
-	return last_reload_ok;
+	return ok;
 }
 
-void lifecycle_install(struct config *cfg)
+static void install_action(struct config *cfg)
 {
 	reload_swap(cfg);
 	http_apply_config(config_current());
+}
+
+/* SUSPEND: the listener stops, sockets park once they have input; RESUME
+ * undoes both and reschedules the pools. */
+static void suspend_action(bool on)
+{
+	if (on) {
+		conn_suspend(true);
+		listen_pause(true);
+	} else {
+		listen_pause(false);
+		conn_suspend(false);
+	}
+	pool_suspend_changed(on);
 }
 
 static void usage(FILE *f)
@@ -255,7 +254,7 @@ static void log_phase(enum log_level lvl, const char *what)
 		servers += pool_total_servers(p);
 	}
 	log_at(lvl, "shutdown (%s): %s; %d clients left (%d linked to a server), %d servers",
-	       shutdown_kind_name(sd.kind), what, pool_total_clients(), linked, servers);
+	       shutdown_kind_name(lifecycle_shutdown_kind()), what, pool_total_clients(), linked, servers);
 }
 
 static void close_for_shutdown(struct client *c)
@@ -303,9 +302,9 @@ static void close_all_clients(void)
  * at their boundaries and exits once none is left (or time is up). */
 static void shutdown_progress(void)
 {
-	if (!sd.active || !sd.listener_closed)
+	if (!lifecycle_shutting_down() || !sd.listener_closed)
 		return;
-	if (sd.draining) {
+	if (lifecycle_draining()) {
 		close_at_boundaries();
 		pool_close_idle_servers();
 	}
@@ -315,7 +314,7 @@ static void shutdown_progress(void)
 		return;
 	}
 	usec_t limit = config_current()->shutdown_timeout;
-	if (sd.kind == SHUTDOWN_DRAIN && limit > 0 && loop_now() - sd.closed_at >= limit) {
+	if (lifecycle_shutdown_kind() == SHUTDOWN_DRAIN && limit > 0 && loop_now() - sd.closed_at >= limit) {
 		log_phase(LOG_LVL_WARNING, "shutdown_timeout reached, closing the remaining clients and exiting");
 		close_all_clients();
 		loop_exit();
@@ -327,27 +326,27 @@ static void close_listener(void)
 	listen_stop();
 	sd.listener_closed = true;
 	sd.closed_at = loop_now();
-	sd.draining = sd.kind != SHUTDOWN_WAIT_FOR_CLIENTS;
-	log_phase(LOG_LVL_INFO, sd.draining ? "listener closed, closing each client at its transaction end"
+	if (lifecycle_shutdown_kind() != SHUTDOWN_WAIT_FOR_CLIENTS)
+		lifecycle_begin_draining();
+	log_phase(LOG_LVL_INFO, lifecycle_draining() ? "listener closed, closing each client at its transaction end"
 					    : "listener closed, waiting for clients to disconnect");
 	shutdown_progress();
 }
 
 static void on_delay_over(evutil_socket_t fd, short what, void *arg)
 {
-	if (sd.active && !sd.listener_closed)
+	if (lifecycle_shutting_down() && !sd.listener_closed)
 		close_listener();
 }
 
 static void begin_shutdown(enum shutdown_kind kind, const char *why)
 {
-	if (sd.active) {
+	if (lifecycle_shutting_down()) {
 		log_info("%s during shutdown: exiting now", why);
 		loop_exit();
 		return;
 	}
-	sd.active = true;
-	sd.kind = kind;
+	lifecycle_begin_shutdown(kind);
 	log_info("%s: shutting down (%s); /readyz now answers 503", why, shutdown_kind_name(kind));
 	usec_t delay = kind == SHUTDOWN_WAIT_FOR_SERVERS ? 0 : config_current()->shutdown_delay;
 	if (delay <= 0) {
@@ -375,9 +374,10 @@ static void deferred_shutdown(void *arg)
 	begin_shutdown(requested_kind, requested_why);
 }
 
-/* From the admin console: the drain starts after the current callbacks, so
- * the console's own reply is queued before its client may be closed. */
-void lifecycle_shutdown(enum shutdown_kind kind, const char *why)
+/* From the admin console (lifecycle_shutdown): the drain starts after the
+ * current callbacks, so the console's own reply is queued before its
+ * client may be closed. */
+static void shutdown_action(enum shutdown_kind kind, const char *why)
 {
 	if (kind == SHUTDOWN_IMMEDIATE) {
 		log_info("%s: exiting now", why);
@@ -394,12 +394,8 @@ void lifecycle_shutdown(enum shutdown_kind kind, const char *why)
 static void pause_signal(bool pause)
 {
 	log_info("%s: %s every pool", pause ? "SIGUSR1" : "SIGUSR2", pause ? "pausing" : "resuming");
-	if (!pause && pool_suspended()) {
-		listen_pause(false);
-		pool_set_suspended(false);
+	if (!pause && lifecycle_suspended())
 		lifecycle_set_suspended(false);
-	}
-	pool_set_paused(NULL, pause);
 	lifecycle_set_paused(pause);
 }
 
@@ -477,7 +473,13 @@ int main(int argc, char **argv)
 		reload_free();
 		return 1;
 	}
-	start_wall = loop_wall_now();
+	static const struct lifecycle_actions actions = {
+		.paused_changed = pool_global_pause_changed, .suspended_changed = suspend_action,
+		.shutdown = shutdown_action, .reload = reload_action, .install = install_action,
+	};
+	lifecycle_init(&actions);
+	static const struct client_hooks client_hooks = { .draining = lifecycle_draining };
+	client_set_hooks(&client_hooks);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg);
 	if (o.daemon)

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "dns.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
@@ -28,8 +29,6 @@ static struct list_node pools = { &pools, &pools };
 static struct list_node login_clients = { &login_clients, &login_clients };
 static int n_login_clients;
 static bool exiting;   /* pool_free_all runs: schedule nothing */
-static bool suspended; /* admin SUSPEND */
-static bool all_paused; /* admin PAUSE without a database */
 static void (*server_gone_hook)(void);
 
 /* Per-database admin flags (PAUSE db, DISABLE db); entries are never removed
@@ -156,7 +155,7 @@ static struct pool *pool_new(const char *db, const char *user)
 	for (int i = 0; i < SV_STATE_COUNT; i++)
 		list_init(&p->servers[i]);
 	list_init(&p->waiters);
-	p->paused = pool_all_paused() || pool_db_paused(db);
+	p->paused = lifecycle_paused() || pool_db_paused(db);
 	p->disabled = pool_db_disabled(db);
 	return p;
 }
@@ -316,7 +315,7 @@ static void fail_login_waiters(struct pool *p)
 /* Opens servers for waiting clients while limits allow. */
 static void pool_launch_for_waiters(struct pool *p)
 {
-	if (p->console || p->paused || suspended)
+	if (p->console || p->paused || lifecycle_suspended())
 		return;
 	if (pool_retry_wait(p)) {
 		fail_login_waiters(p);
@@ -350,7 +349,7 @@ static void check_done(struct server *s, bool ok)
 /* Gives idle servers to waiting clients, then opens more if needed. */
 static void pool_schedule(struct pool *p)
 {
-	if (exiting || p->console || p->paused || suspended)
+	if (exiting || p->console || p->paused || lifecycle_suspended())
 		return;
 	while (p->n_waiters > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
@@ -656,20 +655,10 @@ bool pool_db_paused(const char *db)
 	return f && f->paused;
 }
 
-bool pool_all_paused(void)
-{
-	return all_paused;
-}
-
 bool pool_db_disabled(const char *db)
 {
 	const struct db_flags *f = db_flags_find(db, false);
 	return f && f->disabled;
-}
-
-bool pool_suspended(void)
-{
-	return suspended;
 }
 
 /* Re-derives every pool's flags; pools that may work again are kicked. */
@@ -681,7 +670,7 @@ static void pool_refresh_flags(void)
 		if (p->console)
 			continue;
 		bool was = p->paused;
-		p->paused = all_paused || pool_db_paused(p->db_name);
+		p->paused = lifecycle_paused() || pool_db_paused(p->db_name);
 		p->disabled = pool_db_disabled(p->db_name);
 		if (p->paused)
 			pool_close_idle(p, "database paused");
@@ -696,19 +685,20 @@ bool pool_any_paused(void)
 	for (n = db_flags_list.next; n != &db_flags_list; n = n->next)
 		if (list_entry(n, struct db_flags, node)->paused)
 			return true;
-	return all_paused;
+	return lifecycle_paused();
 }
 
 void pool_set_paused(const char *db, bool on)
 {
+	db_flags_find(db, true)->paused = on;
+	pool_refresh_flags();
+}
+
+void pool_global_pause_changed(bool on)
+{
 	struct list_node *n;
-	if (db) {
-		db_flags_find(db, true)->paused = on;
-	} else {
-		all_paused = on;
-		for (n = db_flags_list.next; !on && n != &db_flags_list; n = n->next)
-			list_entry(n, struct db_flags, node)->paused = false;
-	}
+	for (n = db_flags_list.next; !on && n != &db_flags_list; n = n->next)
+		list_entry(n, struct db_flags, node)->paused = false;
 	pool_refresh_flags();
 }
 
@@ -718,10 +708,8 @@ void pool_set_disabled(const char *db, bool on)
 	pool_refresh_flags();
 }
 
-void pool_set_suspended(bool on)
+void pool_suspend_changed(bool on)
 {
-	suspended = on;
-	conn_suspend(on);
 	if (on)
 		return;
 	struct list_node *n;
