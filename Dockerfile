@@ -4,7 +4,7 @@
 #
 # Two stages: a Debian 12 build stage with the compilers and -dev packages,
 # and a Debian 12 slim runtime with only the shared libraries tidepool links
-# (libevent, OpenSSL, c-ares, libpq) and CA certificates. The result runs as
+# (libevent, OpenSSL, c-ares; not libpq, see src/pq.c) and CA certificates. The result runs as
 # UID/GID 65532 with no capabilities and a read-only root filesystem: the
 # pooler writes only to stderr and, if unix_socket_dir is set, to that
 # directory (mount an emptyDir there). Nothing at run time needs a shell.
@@ -35,7 +35,7 @@ RUN autoreconf -fi \
 FROM debian:${DEBIAN_RELEASE}-slim
 ARG DEBIAN_FRONTEND=noninteractive
 # keep in step with test/integration/test_image_layout.py (it reads this line)
-ARG RUNTIME_PACKAGES="libevent-2.1-7 libssl3 libc-ares2 libpq5 ca-certificates"
+ARG RUNTIME_PACKAGES="libevent-2.1-7 libssl3 libc-ares2 ca-certificates"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* \

@@ -1,4 +1,4 @@
-/* pq: the one module that includes libpq.
+/* pq: connection strings (no libpq: see pq.c).
  *
  * Splits the "key=value ..." strings of [databases], [users] and [peers]
  * into pairs, and answers whether a key is one of libpq's own connection
@@ -26,8 +26,7 @@ struct pq_kv {
 bool pq_parse_conninfo(const char *s, struct pq_kv **out, size_t *n, char **errmsg) MUST_CHECK;
 void pq_kv_free(struct pq_kv *kv, size_t n);
 
-/* True if key is a connection keyword of the linked libpq (e.g. "sslmode"),
- * as reported by PQconninfoParse. */
+/* True if key is one of libpq's connection keywords (e.g. "sslmode"). */
 bool pq_is_libpq_keyword(const char *key);
 
 #endif

@@ -39,8 +39,10 @@ void cancel_register(struct client *c)
 	if (c->cancel_pid)
 		return;
 	do {
-		crypto_random(&c->cancel_pid, sizeof(c->cancel_pid));
-		crypto_random(&c->cancel_key, sizeof(c->cancel_key));
+		uint32_t r[2];   /* one getrandom per login */
+		crypto_random(r, sizeof(r));
+		memcpy(&c->cancel_pid, &r[0], sizeof(c->cancel_pid));
+		memcpy(&c->cancel_key, &r[1], sizeof(c->cancel_key));
 		c->cancel_pid &= 0x7fffffff;   /* a positive "process id" for clients that print it */
 	} while (c->cancel_pid == 0 || cancel_find(c->cancel_pid, c->cancel_key));
 	size_t b = bucket_of(c->cancel_pid);

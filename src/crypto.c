@@ -1,6 +1,6 @@
 /* crypto: hashing, HMAC, PBKDF2, randomness, base64 and hex over OpenSSL 3.
  *
- * Owns every OpenSSL call except TLS. Callers see plain C types only.
+ * Owns every OpenSSL call except TLS (random bytes come from getrandom). Callers see plain C types only.
  * Invariants: the OpenSSL error queue is cleared after every failure, so a
  * later TLS call never reports a stale error from here; a digest that cannot
  * be computed (e.g. MD5 refused by a FIPS provider) is a fatal
@@ -8,16 +8,17 @@
  * hash. */
 #include "crypto.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 /* Base64 work is done in pieces this big so lengths always fit OpenSSL's int. */
 #define B64_CHUNK_IN (3 * 1024 * 1024)	/* multiple of 3 */
@@ -90,13 +91,22 @@ bool crypto_pbkdf2_sha256(const char *password, size_t pwlen, const uint8_t *sal
 	return true;
 }
 
+/* The kernel's generator, not RAND_bytes: every login asks for a cancel key,
+ * and OpenSSL's generator loads its providers and DRBG on first use (about
+ * 1 MiB of RSS) in a pooler that may never need anything else of OpenSSL.
+ * getrandom(2) is the source OpenSSL seeds from anyway; one call per
+ * request, at login, never per message. */
 void crypto_random(void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
-		int n = len > INT_MAX ? INT_MAX : (int)len;
-		if (RAND_bytes(p, n) != 1)
-			crypto_fatal("RAND_bytes");
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "tidepool: crypto: getrandom failed: %s\n", strerror(errno));
+			abort();
+		}
 		p += n;
 		len -= (size_t)n;
 	}

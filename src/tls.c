@@ -40,6 +40,14 @@ struct tls_conn {
 struct tls_side {
 	SSL_CTX *ctx;
 	enum tls_sslmode mode;
+	/* Connect side with nothing that can fail to load (no files, no
+	 * verification, cipher aliases only): the context is built at the first
+	 * TLS connection, from these copies. Building one loads OpenSSL's
+	 * providers and algorithm tables, 2.6 MiB of RSS that a pooler whose
+	 * servers never accept TLS (a sidecar on a unix socket or loopback)
+	 * need not pay. */
+	bool lazy;
+	char *lazy_protocols, *lazy_ciphers;
 };
 
 static struct tls_side accept_side, connect_side;
@@ -332,20 +340,69 @@ static SSL_CTX *build_connect(const struct tls_settings *s, enum tls_sslmode mod
 	return ctx;
 }
 
+static bool is_cipher_alias(const char *ciphers)
+{
+	static const char *const aliases[] = { "", "default", "secure", "fast", "normal",
+					       "compat", "legacy", "insecure", "all" };
+	for (size_t i = 0; i < ARRAY_SIZE(aliases); i++)
+		if (strcasecmp(ciphers ? ciphers : "", aliases[i]) == 0)
+			return true;
+	return false;
+}
+
+/* True if building the connect context later cannot fail on the settings:
+ * the protocol list parses, and nothing else needs OpenSSL to check. */
+static bool connect_deferrable(const struct tls_settings *s, enum tls_sslmode mode)
+{
+	unsigned mask;
+	char err[160];
+	return mode < TLS_VERIFY_CA && !(s->key_file && *s->key_file) && !(s->cert_file && *s->cert_file) &&
+	       !(s->ca_file && *s->ca_file) && !(s->tls13_ciphers && *s->tls13_ciphers) &&
+	       is_cipher_alias(s->ciphers) && parse_protocols(s->protocols, &mask, err, sizeof(err));
+}
+
+static void side_set(struct tls_side *side, SSL_CTX *ctx, enum tls_sslmode mode, const struct tls_settings *lazy)
+{
+	SSL_CTX_free(side->ctx);
+	free(side->lazy_protocols);
+	free(side->lazy_ciphers);
+	side->ctx = ctx;
+	side->mode = mode;
+	side->lazy = lazy != NULL;
+	side->lazy_protocols = lazy && lazy->protocols ? xstrdup(lazy->protocols) : NULL;
+	side->lazy_ciphers = lazy && lazy->ciphers ? xstrdup(lazy->ciphers) : NULL;
+}
+
 static bool configure(struct tls_side *side, const struct tls_settings *s, bool accept, char *err, size_t errlen)
 {
 	enum tls_sslmode mode = tls_sslmode_parse(s->sslmode);
 	SSL_CTX *ctx = NULL;
 	err[0] = '\0';
+	if (mode != TLS_DISABLE && !accept && connect_deferrable(s, mode)) {
+		side_set(side, NULL, mode, s);
+		return true;
+	}
 	if (mode != TLS_DISABLE) {
 		ctx = accept ? build_accept(s, mode, err, errlen) : build_connect(s, mode, err, errlen);
 		if (!ctx)
 			return false;
 	}
-	SSL_CTX_free(side->ctx);
-	side->ctx = ctx;
-	side->mode = mode;
+	side_set(side, ctx, mode, NULL);
 	return true;
+}
+
+/* The connect context, built now if it was deferred. */
+static SSL_CTX *connect_ctx(char *err, size_t errlen)
+{
+	if (connect_side.mode == TLS_DISABLE)
+		return NULL;
+	if (!connect_side.ctx && connect_side.lazy) {
+		struct tls_settings s = { .protocols = connect_side.lazy_protocols,
+					  .ciphers = connect_side.lazy_ciphers };
+		connect_side.ctx = build_connect(&s, connect_side.mode, err, errlen);
+		connect_side.lazy = connect_side.ctx == NULL;
+	}
+	return connect_side.ctx;
 }
 
 bool tls_configure_accept(const struct tls_settings *s, char *err, size_t errlen)
@@ -368,10 +425,8 @@ bool tls_accept_available(void)
 
 void tls_free_contexts(void)
 {
-	SSL_CTX_free(accept_side.ctx);
-	SSL_CTX_free(connect_side.ctx);
-	accept_side.ctx = connect_side.ctx = NULL;
-	accept_side.mode = connect_side.mode = TLS_DISABLE;
+	side_set(&accept_side, NULL, TLS_DISABLE, NULL);
+	side_set(&connect_side, NULL, TLS_DISABLE, NULL);
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -428,8 +483,10 @@ static bool set_peer_name(struct tls_conn *t, const char *host, char *err, size_
 
 struct tls_conn *tls_connect_new(int fd, const char *host, char *err, size_t errlen)
 {
-	struct tls_conn *t = session_new(connect_side.mode != TLS_DISABLE ? connect_side.ctx : NULL, fd, err,
-					 errlen);
+	SSL_CTX *ctx = connect_ctx(err, errlen);
+	if (!ctx && connect_side.lazy)
+		return NULL;   /* the deferred build failed: err says why */
+	struct tls_conn *t = session_new(ctx, fd, err, errlen);
 	if (!t)
 		return NULL;
 	SSL_set_connect_state(t->ssl);

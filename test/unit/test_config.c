@@ -11,6 +11,8 @@
 #include "config.h"
 #include "hba.h"
 #include "pq.h"
+
+#include <libpq-fe.h>
 #include "util.h"
 
 static char tmpdir[] = "/tmp/tidepool-test-config-XXXXXX";
@@ -953,6 +955,16 @@ static void test_pq_conninfo(void)
 	CHECK(pq_is_libpq_keyword("host"));
 	CHECK(!pq_is_libpq_keyword("pool_size"));
 	CHECK(!pq_is_libpq_keyword("SSLMODE"));
+	/* The pooler does not link libpq; its list must cover this libpq's. */
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse("", &err);
+	CHECK(opts != NULL);
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!pq_is_libpq_keyword(o->keyword)) {
+			fprintf(stderr, "libpq keyword %s missing from pq.c\n", o->keyword);
+			CHECK(false);
+		}
+	PQconninfoFree(opts);
 }
 
 int main(void)
