@@ -17,7 +17,8 @@
 
 struct client;
 
-/* ---- used by login, client and janitor ---- */
+/* ---- the console handlers main registers with client_set_hooks, and the
+ * janitor tick ---- */
 
 /* True for the console's database names, "pgbouncer" and "tidepool". */
 bool admin_is_console_db(const char *db);

@@ -41,14 +41,34 @@ struct client {
 	bool startup_done;
 };
 
+/* The admin console's handlers. A console client is a client whose pool
+ * is the console pool: its login, input and close go to these instead of
+ * a server (client.c and login.c call them; admin.c implements them). */
+struct client_console_ops {
+	/* True for the console's database names. */
+	bool (*is_console_db)(const char *db);
+	/* The peer may use the console without a password. */
+	bool (*trusts_peer)(const struct client *c);
+	/* c passed authentication for the console. */
+	void (*login)(struct client *c);
+	/* Processes the buffered input of a logged-in console client. */
+	void (*input)(struct client *c);
+	/* c is closing: its console session ends. */
+	void (*closed)(struct client *c);
+};
+
 /* What clients need from the layers above, registered once at start-up
  * (by main): nothing here calls up. */
 struct client_hooks {
 	/* True once a shutdown closes clients at their transaction
 	 * boundaries (lifecycle_draining). */
 	bool (*draining)(void);
+	const struct client_console_ops *console;   /* NULL: no console */
 };
 void client_set_hooks(const struct client_hooks *hooks);
+/* The registered console handlers (never NULL: without a console no
+ * database is the console's). */
+const struct client_console_ops *client_console(void);
 
 /* Takes ownership of an accepted socket. */
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);

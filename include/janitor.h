@@ -5,10 +5,13 @@
 #ifndef TIDEPOOL_JANITOR_H
 #define TIDEPOOL_JANITOR_H
 
-typedef void (*janitor_hook_fn)(void);
+typedef void (*janitor_tick_fn)(void);
 
-/* hook runs after each pass (shutdown progress). */
-void janitor_start(janitor_hook_fn hook);
+/* fn runs after each pass, after those added before it (the layers above
+ * register theirs at start-up: the console's averages and waits, shutdown
+ * progress). */
+void janitor_add_tick(janitor_tick_fn fn);
+void janitor_start(void);
 void janitor_stop(void);
 /* One pass now (also used by tests of timeouts). */
 void janitor_run(void);

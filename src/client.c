@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
@@ -33,11 +32,24 @@ static bool never(void)
 	return false;
 }
 
-static struct client_hooks hooks = { .draining = never };
+static bool no_console_db(const char *db)
+{
+	return false;
+}
+
+static const struct client_console_ops no_console = { .is_console_db = no_console_db };
+static struct client_hooks hooks = { .draining = never, .console = &no_console };
 
 void client_set_hooks(const struct client_hooks *h)
 {
 	hooks = *h;
+	if (!hooks.console)
+		hooks.console = &no_console;
+}
+
+const struct client_console_ops *client_console(void)
+{
+	return hooks.console;
 }
 
 static void client_readable(struct conn *conn);
@@ -135,7 +147,7 @@ void client_close(struct client *c, const char *reason)
 	struct server *s = c->server;
 	c->server = NULL;
 	if (c->pool && c->pool->console)
-		admin_client_closed(c);
+		hooks.console->closed(c);
 	client_change_state(c, CL_CLOSED);
 	login_free(c);   /* also stops waiting for an auth_query answer */
 	if (s) {
@@ -282,7 +294,7 @@ static void client_idle_input(struct client *c)
 		return;
 	}
 	if (c->pool->console) {
-		admin_input(c);
+		hooks.console->input(c);
 		return;
 	}
 	if (c->ps_track && ps_idle_message(c, &h)) {

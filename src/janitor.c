@@ -4,7 +4,6 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
-#include "admin.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -13,9 +12,11 @@
 #include "loop.h"
 #include "pool.h"
 #include "server.h"
+#include "util.h"
 
 static struct event *timer;
-static janitor_hook_fn after_pass;
+static janitor_tick_fn ticks[4];   /* registered from above, run in order after each pass */
+static size_t n_ticks;
 
 static bool expired(usec_t since, usec_t timeout, usec_t now)
 {
@@ -138,9 +139,8 @@ void janitor_run(void)
 		pool_kick(p);
 	}
 	dns_tick();
-	admin_tick();
-	if (after_pass)
-		after_pass();
+	for (size_t i = 0; i < n_ticks; i++)
+		ticks[i]();
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -148,9 +148,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	janitor_run();
 }
 
-void janitor_start(janitor_hook_fn hook)
+void janitor_add_tick(janitor_tick_fn fn)
 {
-	after_pass = hook;
+	if (n_ticks == ARRAY_SIZE(ticks)) {
+		log_fatal("janitor: more than %zu ticks registered", ARRAY_SIZE(ticks));
+		abort();
+	}
+	ticks[n_ticks++] = fn;
+}
+
+void janitor_start(void)
+{
 	timer = event_new(loop_base(), -1, EV_PERSIST, on_tick, NULL);
 	struct timeval tv = { 1, 0 };
 	event_add(timer, &tv);

@@ -27,7 +27,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "auth.h"
 #include "auth_query.h"
 #include "cancel.h"
@@ -122,7 +121,7 @@ static void login_authenticated(struct client *c)
 	struct pool *p = c->pool;
 	p->stats.client_logins++;
 	if (p->console) {
-		admin_login(c);
+		client_console()->login(c);
 		return;
 	}
 	client_change_state(c, CL_WAIT_LOGIN);
@@ -401,7 +400,7 @@ static void find_secret(struct client *c, const struct config *cfg)
 
 static void start_auth(struct client *c, const struct config *cfg)
 {
-	if (c->pool->console && admin_trusts_peer(c)) {
+	if (c->pool->console && client_console()->trusts_peer(c)) {
 		login_authenticated(c);
 		return;
 	}
@@ -642,7 +641,7 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 		return;
 	}
 	const char *sqlstate, *why;
-	struct pool *p = admin_is_console_db(c->dbname) ? pool_get_console()
+	struct pool *p = client_console()->is_console_db(c->dbname) ? pool_get_console()
 			 : pool_get(cfg, c->dbname, c->user, &sqlstate, &why);
 	if (!p) {
 		client_fail(c, sqlstate, "%s", why);

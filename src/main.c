@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "config.h"
 #include "crypto.h"
@@ -478,7 +479,11 @@ int main(int argc, char **argv)
 		.shutdown = shutdown_action, .reload = reload_action, .install = install_action,
 	};
 	lifecycle_init(&actions);
-	static const struct client_hooks client_hooks = { .draining = lifecycle_draining };
+	static const struct client_console_ops console = {
+		.is_console_db = admin_is_console_db, .trusts_peer = admin_trusts_peer,
+		.login = admin_login, .input = admin_input, .closed = admin_client_closed,
+	};
+	static const struct client_hooks client_hooks = { .draining = lifecycle_draining, .console = &console };
 	client_set_hooks(&client_hooks);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg);
@@ -494,7 +499,9 @@ int main(int argc, char **argv)
 	signals_start();
 	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
-	janitor_start(shutdown_progress);
+	janitor_add_tick(admin_tick);
+	janitor_add_tick(shutdown_progress);
+	janitor_start();
 	listen_resolve_numeric_only();
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
 	loop_run();
