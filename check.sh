@@ -10,7 +10,10 @@
 #                                   flags for a fresh ./build (an existing
 #                                   ./build is re-used as configured)
 #   TIDEPOOL_BIN=/path/tidepool     binary the integration tests run
-#   SKIP_UNIT=1 / SKIP_INTEGRATION=1
+#   SKIP_UNIT=1 / SKIP_INTEGRATION=1 / SKIP_DEPLOY=1
+#                                   SKIP_DEPLOY: the offline checks of deploy/
+#                                   (kubectl kustomize, Kubernetes schemas,
+#                                   pod security; needs kubectl, node and npm)
 #   UNIT_VALGRIND=1                 run the unit tests under valgrind
 #                                   (memory errors and leaks fail them)
 #
@@ -24,7 +27,7 @@ PYTHON=/usr/bin/python3   # Debian's python, with python3-pytest and python3-psy
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
           libc-ares-dev libpq-dev postgresql postgresql-contrib postgresql-client
-          python3-pytest python3-psycopg python3-asyncpg libpostgresql-jdbc-java
+          python3-pytest python3-psycopg python3-asyncpg python3-yaml libpostgresql-jdbc-java
           openjdk-17-jdk-headless valgrind)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -173,7 +176,40 @@ EOF
     say "integration tests: $int_passed passed, $int_failed failed"
 fi
 
-passed=$((unit_passed + int_passed))
-failed=$((unit_failed + int_failed))
+# ------------------------------------------------------- deploy/ checks
+# deploy/check/check.mjs renders every shape with kubectl kustomize and
+# validates it offline (schemas from the npm package kubernetes-models,
+# pinned by deploy/check/package-lock.json).
+dep_passed=0
+dep_failed=0
+if [ -z "${SKIP_DEPLOY:-}" ]; then
+    if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing nodejs npm (for deploy/check)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm </dev/null >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm </dev/null >/dev/null; }
+    fi
+    if ! command -v kubectl >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "deploy checks need kubectl, node and npm (missing: $(for c in kubectl node npm; do command -v $c >/dev/null 2>&1 || printf '%s ' $c; done))"
+        dep_failed=1
+    elif ! (cd deploy/check && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+        say "npm ci in deploy/check failed"
+        dep_failed=1
+    else
+        say "deploy/check (kubectl kustomize, schemas, security rules, probes)"
+        out=$(node deploy/check/check.mjs)
+        dep_rc=$?
+        printf '%s\n' "$out" | grep -v '^[0-9]* passed, [0-9]* failed$' >&2
+        line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+        if [ -n "$line" ]; then
+            dep_passed=${line%% passed*}
+            dep_failed=${line#*, }; dep_failed=${dep_failed%% failed*}
+        fi
+        [ $dep_rc -ne 0 ] && [ "$dep_failed" -eq 0 ] && dep_failed=1
+    fi
+    say "deploy checks: $dep_passed passed, $dep_failed failed"
+fi
+
+passed=$((unit_passed + int_passed + dep_passed))
+failed=$((unit_failed + int_failed + dep_failed))
 summary "$passed" "$failed"
 [ "$failed" -eq 0 ]
