@@ -5,6 +5,7 @@
  * anywhere (the recognizer may see only the first bytes of a message). */
 #include "unit.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "pin.h"
@@ -101,6 +102,152 @@ static void test_plain_statements_and_prefixes(void)
 	CHECK_STR(pin_reason_name(PIN_ADVISORY_LOCK), "session advisory lock");
 }
 
+static void test_more_state(void)
+{
+	CHECK_INT(of("SELECT * INTO TEMP t FROM x"), PIN_TEMP_TABLE);
+	CHECK_INT(of("select a, b into temporary table t from x"), PIN_TEMP_TABLE);
+	CHECK_INT(of("SELECT 1 INTO LOCAL TEMP t"), PIN_TEMP_TABLE);
+	CHECK_INT(of("SELECT 1 Into /* c */ Temp t"), PIN_TEMP_TABLE);
+	CHECK_INT(of("SELECT * INTO t FROM x"), PIN_NONE);
+	CHECK_INT(of("SELECT pointo, into_temp FROM x"), PIN_NONE);
+	CHECK_INT(of("INSERT INTO temp VALUES (1)"), PIN_NONE);
+	CHECK_INT(of("CREATE TEMP TABLE t AS SELECT 1"), PIN_TEMP_TABLE);
+	CHECK_INT(of("LOAD 'auto_explain'"), PIN_LOAD);
+	CHECK_INT(of("load '$libdir/plugins/x'"), PIN_LOAD);
+	CHECK_INT(of("SELECT 'load'"), PIN_NONE);
+	CHECK_INT(of("SELECT pg_catalog.pg_advisory_lock(1)"), PIN_ADVISORY_LOCK);
+	CHECK_INT(of("SELECT \"pg_advisory_lock\"(1, 2)"), PIN_ADVISORY_LOCK);
+	CHECK_STR(pin_reason_name(PIN_LOAD), "LOAD");
+}
+
+static bool may_set(const char *q)
+{
+	return pin_classify(q, strlen(q)).settings;
+}
+
+static void test_settings_candidates(void)
+{
+	CHECK(may_set("SET search_path = a"));
+	CHECK(may_set("  reset all"));
+	CHECK(may_set("select 1; Set work_mem = '1MB'"));
+	CHECK(may_set("SELECT set_config('a.b', 'x', false)"));
+	CHECK(may_set("select pg_catalog.SET_CONFIG('a.b', 'x', false)"));
+	CHECK(may_set("DISCARD ALL"));
+	CHECK(!may_set("SELECT 1"));
+	CHECK(!may_set("select abalance from pgbench_accounts where aid = $1"));
+	CHECK(!may_set("UPDATE t SET a = 1"));
+	CHECK(!may_set("SELECT my_set_configure()"));
+	struct pin_class both = pin_classify("SET x.y = 1; LISTEN z", 21);
+	CHECK(both.settings);
+	CHECK_INT(both.reason, PIN_LISTEN);
+}
+
+/* The changes of q, each as "kind name=value" joined by " | ". */
+static const char *changes(const char *q, unsigned *n_stmts)
+{
+	static char buf[1024];
+	struct pin_change ch[8];
+	unsigned stmts = 0;
+	size_t n = pin_settings(q, strlen(q), ch, 8, &stmts);
+	static const char *const kinds[] = { "SET", "CONFIG", "RESET", "RESET_ALL", "DISCARD_ALL", "CANNOT" };
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && i < 8; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%u:%s %s=%.*s", i ? " | " : "", ch[i].stmt,
+				       kinds[ch[i].kind], ch[i].name, (int)ch[i].value_len,
+				       ch[i].value ? ch[i].value : "");
+	if (n_stmts)
+		*n_stmts = stmts;
+	return buf;
+}
+
+static void test_set_forms(void)
+{
+	unsigned n = 0;
+	CHECK_STR(changes("SET search_path = tenant_42, public", &n), "0:SET search_path=tenant_42, public");
+	CHECK_INT(n, 1);
+	CHECK_STR(changes("set SESSION work_mem TO '64MB';", NULL), "0:SET work_mem='64MB'");
+	CHECK_STR(changes("SET \"Statement_Timeout\" = 5000", NULL), "0:SET statement_timeout=5000");
+	CHECK_STR(changes("SET myapp.tenant = 'a;b'", NULL), "0:SET myapp.tenant='a;b'");
+	CHECK_STR(changes("SET search_path TO \"$user\", public /* c */ ;", NULL),
+		  "0:SET search_path=\"$user\", public");
+	CHECK_STR(changes("SET x.y = -1.5e-3", NULL), "0:SET x.y=-1.5e-3");
+	CHECK_STR(changes("SET x.y = $$a'b$$", NULL), "0:SET x.y=$$a'b$$");
+	CHECK_STR(changes("SET x.y = E'a\\'b'", NULL), "0:SET x.y=E'a\\'b'");
+	CHECK_STR(changes("SET work_mem TO DEFAULT", NULL), "0:RESET work_mem=");
+	CHECK_STR(changes("SET LOCAL work_mem = '1MB'", NULL), "");
+	CHECK_STR(changes("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", NULL), "");
+	CHECK_STR(changes("SET CONSTRAINTS ALL DEFERRED", NULL), "");
+	CHECK_STR(changes("SET work_mem FROM CURRENT", NULL), "");
+	CHECK_STR(changes("SET ROLE reporting", NULL), "0:SET role=reporting");
+	CHECK_STR(changes("SET SESSION ROLE 'reporting'", NULL), "0:SET role='reporting'");
+	CHECK_STR(changes("SET ROLE NONE", NULL), "0:RESET role=");
+	CHECK_STR(changes("SET LOCAL ROLE x", NULL), "");
+	CHECK_STR(changes("RESET ROLE", NULL), "0:RESET role=");
+	CHECK_STR(changes("SET SESSION AUTHORIZATION app", NULL), "0:SET session_authorization=app");
+	CHECK_STR(changes("SET SESSION AUTHORIZATION DEFAULT", NULL), "0:RESET session_authorization=");
+	CHECK_STR(changes("RESET SESSION AUTHORIZATION", NULL), "0:RESET session_authorization=");
+	CHECK_STR(changes("SET TIME ZONE 'UTC'", NULL), "0:SET timezone='UTC'");
+	CHECK_STR(changes("SET TIME ZONE LOCAL", NULL), "0:RESET timezone=");
+	CHECK_STR(changes("SET NAMES 'UTF8'", NULL), "0:SET client_encoding='UTF8'");
+	CHECK_STR(changes("SET SCHEMA 'app'", NULL), "0:SET search_path='app'");
+	CHECK_STR(changes("SET XML OPTION DOCUMENT", NULL), "0:SET xmloption=DOCUMENT");
+	CHECK_STR(changes("RESET work_mem", NULL), "0:RESET work_mem=");
+	CHECK_STR(changes("RESET ALL", NULL), "0:RESET_ALL =");
+	CHECK_STR(changes("DISCARD ALL", NULL), "0:DISCARD_ALL =");
+	CHECK_STR(changes("DISCARD PLANS", NULL), "");
+	CHECK_STR(changes("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", NULL),
+		  "0:CANNOT default_transaction_isolation=");
+	CHECK_STR(changes("SET x.y = 'a\\b'", NULL), "0:CANNOT x.y=");   /* read by scs */
+	CHECK_STR(changes("SET x.y = 'unterminated", NULL), "0:CANNOT x.y=");
+}
+
+static void test_set_config(void)
+{
+	CHECK_STR(changes("SELECT set_config('search_path', 'a, b', false)", NULL),
+		  "0:CONFIG search_path='a, b'");
+	CHECK_STR(changes("select pg_catalog.set_config('App.Tenant', 'it''s', 'f') AS x", NULL),
+		  "0:CONFIG app.tenant='it''s'");
+	CHECK_STR(changes("SELECT set_config('a.b', '1', false), set_config('a.c', '2', false)", NULL),
+		  "0:CONFIG a.b='1' | 0:CONFIG a.c='2'");
+	CHECK_STR(changes("SELECT set_config('a.b', '1', true)", NULL), "");
+	CHECK_STR(changes("SELECT set_config('a.b', $1, true)", NULL), "");
+	CHECK_STR(changes("SELECT set_config('a.b', $1, false)", NULL), "0:CANNOT =");
+	CHECK_STR(changes("SELECT set_config($1, $2, $3)", NULL), "0:CANNOT =");
+	CHECK_STR(changes("SELECT set_config('a.b', current_user, false)", NULL), "0:CANNOT =");
+	CHECK_STR(changes("SELECT set_config('a.b', '1', false) FROM t WHERE false", NULL), "0:CANNOT =");
+	CHECK_STR(changes("SELECT 'set_config(''a.b'', ''1'', false)'", NULL), "");
+	CHECK_STR(changes("SELECT x FROM t WHERE set_config('a.b', '1', true) IS NOT NULL", NULL), "");
+}
+
+static void test_statement_numbers(void)
+{
+	unsigned n = 0;
+	CHECK_STR(changes("SELECT ';SET a.b = 1'; SET c.d = 2", &n), "1:SET c.d=2");
+	CHECK_INT(n, 2);
+	CHECK_STR(changes("BEGIN;; SET a.b=1 ; ; COMMIT;", &n), "1:SET a.b=1");
+	CHECK_INT(n, 3);
+	CHECK_STR(changes("select $q$;$q$; /* ; */ -- ;\n reset a.b", &n), "1:RESET a.b=");
+	CHECK_INT(n, 2);
+	CHECK_STR(changes("CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2); SET a.b = 1", &n),
+		  "1:SET a.b=1");
+	CHECK_INT(n, 2);
+	/* ';' inside BEGIN ATOMIC bodies: the numbers cannot be trusted */
+	CHECK_STR(changes("CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; END; SET a.b = 1", NULL),
+		  "2:CANNOT a.b=1");
+	/* more changes than room: the count says so */
+	struct pin_change ch[1];
+	unsigned stmts;
+	CHECK_INT(pin_settings("SET a.b=1; SET a.c=2", 20, ch, 1, &stmts), 2);
+	/* every prefix is safe to read */
+	const char *q = "SET search_path = 'x', \"y\"; SELECT set_config('a.b', E'\\'', false)";
+	for (size_t k = 0; k <= strlen(q); k++) {
+		struct pin_change c8[8];
+		(void)pin_settings(q, k, c8, 8, &stmts);
+		(void)pin_classify(q, k);
+	}
+}
+
 int main(void)
 {
 	RUN(test_listen);
@@ -108,5 +255,10 @@ int main(void)
 	RUN(test_temp_tables);
 	RUN(test_prepare_and_cursors);
 	RUN(test_plain_statements_and_prefixes);
+	RUN(test_more_state);
+	RUN(test_settings_candidates);
+	RUN(test_set_forms);
+	RUN(test_set_config);
+	RUN(test_statement_numbers);
 	return UNIT_DONE();
 }
