@@ -9,11 +9,26 @@
 struct client;
 struct server;
 
+/* Peering: the peer id carried in a key's pid part, and pid with id put in. */
+int cancel_key_peer(uint32_t pid);
+uint32_t cancel_key_with_peer(uint32_t pid, int peer_id);
+
+/* Forwards to one peer: waiting for a free slot (pool_size), connecting,
+ * sent and waiting for the peer's close. */
+struct cancel_peer_stats {
+	int queued;
+	int sending;
+	int sent;
+};
+void cancel_peer_stats(int peer_id, struct cancel_peer_stats *st);
+
 /* Gives c a fresh random (pid, key) pair and registers it. */
 void cancel_register(struct client *c);
 void cancel_unregister(struct client *c);
 struct client *cancel_find(uint32_t pid, uint32_t key);
-/* Handles a CancelRequest: forwards it to c's current backend, if any.
+/* Handles a CancelRequest: forwards it to the peer that issued the key
+ * (peer_id > 0 and another peer's id in it), else to the backend its
+ * client is using now, if any.
  * Until PostgreSQL has taken it (it closes the cancel connection after
  * signalling the backend), that server is not handed to another client. */
 void cancel_request(uint32_t pid, uint32_t key);

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "autoconf.h"
+#include "cancel.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -1127,7 +1128,20 @@ static void show_peer_pools(struct admin_reply *r)
 		{ "cl_waiting_cancel_req", ADMIN_INT4 }, { "sv_active_cancel", ADMIN_INT4 },
 		{ "sv_login", ADMIN_INT4 },
 	};
-	admin_reply_columns(r, COLS(cols));   /* cancel forwarding to peers: not implemented */
+	const struct config *cfg = config_current();
+	admin_reply_columns(r, COLS(cols));
+	for (size_t i = 0; i < cfg->n_peers; i++) {
+		struct cancel_peer_stats st;
+		struct admin_row row;
+		cancel_peer_stats(cfg->peers[i]->peer_id, &st);
+		admin_row_init(&row);
+		admin_row_int(&row, cfg->peers[i]->peer_id);
+		admin_row_int(&row, st.sent);       /* forwarded, the peer has not closed yet */
+		admin_row_int(&row, st.queued);     /* waiting for one of the peer's pool_size slots */
+		admin_row_int(&row, st.sent);       /* one connection carries each */
+		admin_row_int(&row, st.sending);    /* connecting or sending */
+		admin_reply_row(r, &row);
+	}
 }
 
 static void show_state(struct admin_reply *r)

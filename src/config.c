@@ -181,7 +181,7 @@ static const struct key_def main_keys[] = {
 	      "address of the HTTP server for /metrics, /livez and /readyz"),
 	K_INT(metrics_port, "9127", 0, 65535, RL, IM, "port of that HTTP server (0: off)"),
 	K_COUNT(min_pool_size, "0", RL, IM, "server connections kept open per pool even when idle"),
-	K_INT(peer_id, "0", 0, 65535, RL, NI, "this process's id among [peers]"),
+	K_INT(peer_id, "0", 0, 65535, RL, IM, "this process's id among [peers]"),
 	K_PATH(pidfile, NR, IM, "file the process id is written to"),
 	K_BOOL(pin_session_state, "1", RL, IM,
 	       "in transaction and statement mode, keep a client on its server after LISTEN, a session "
@@ -234,7 +234,7 @@ static const struct key_def main_keys[] = {
 		 "SIGTERM behaviour: drain, or wait_for_clients as PgBouncer does"),
 	K_SECS(shutdown_timeout, "30", RL, IM,
 	       "seconds a graceful shutdown waits for transactions to end"),
-	K_BOOL(so_reuseport, "0", NR, NI, "set SO_REUSEPORT so several processes share the port"),
+	K_BOOL(so_reuseport, "0", NR, IM, "set SO_REUSEPORT so several processes share the port"),
 	KEY(stats_period, KT_USEC, "60", USEC_PER_SEC, USEC_LIMIT, RL, IM,
 	    "seconds between statistics updates and log lines"),
 	K_STR(stats_users, "", RL, IM, "users allowed read-only admin console commands"),
