@@ -983,7 +983,7 @@ static void show_lists(struct admin_reply *r)
 	reply_name_int(r, "users", (long long)each_user(NULL));
 	reply_name_int(r, "peers", (long long)config_current()->n_peers);
 	reply_name_int(r, "pools", pools);
-	reply_name_int(r, "peer_pools", 0);
+	reply_name_int(r, "peer_pools", (long long)config_current()->n_peers);
 	reply_name_int(r, "free_clients", 0);   /* clients are freed, not cached */
 	reply_name_int(r, "used_clients", pool_total_clients());
 	reply_name_int(r, "login_clients", *pool_login_client_count());

@@ -781,7 +781,9 @@ def test_peers_users_and_fallback_databases(tidepool, pg):
         app.execute("select 1")
         peers = rows(adm, "PEERS")
         assert peers == [{"peer_id": 1, "host": "10.9.8.7", "port": 6433, "pool_size": 3}]
-        assert rows(adm, "PEER_POOLS") == []
+        assert rows(adm, "PEER_POOLS") == [{"peer_id": 1, "cl_active_cancel_req": 0,
+                                             "cl_waiting_cancel_req": 0, "sv_active_cancel": 0,
+                                             "sv_login": 0}]
         users = {r["name"]: r for r in rows(adm, "USERS")}
         assert users["app"]["pool_size"] == "7" and users["app"]["pool_mode"] == "transaction"
         assert users["app"]["reserve_pool_size"] is None

@@ -669,7 +669,7 @@ static char last_warning[256], last_warning_at[256];
 
 static void count_warning(const char *file, int line, const char *msg)
 {
-	if (strncmp(msg, "so_reuseport:", 13) != 0) {
+	if (strncmp(msg, "sbuf_loopcnt:", 13) != 0) {
 		n_other_warnings++;
 		return;
 	}
@@ -683,19 +683,19 @@ static void test_unsupported_warning(void)
 	const char *path = write_file("warn.ini",
 		"[pgbouncer]\n"
 		"listen_port = 6432\n"
-		"so_reuseport = 1\n"
-		"so_reuseport = 0\n"
+		"sbuf_loopcnt = 7\n"
+		"sbuf_loopcnt = 9\n"
 		"unix_socket_group = postgres\n");
 	struct config *cfg;
 
 	for (int i = 0; i < 2; i++) {
 		cfg = load_ok(path, count_warning);
 		if (cfg)
-			CHECK(!cfg->so_reuseport);
+			CHECK_INT(cfg->sbuf_loopcnt, 9);   /* the last line wins */
 		config_free(cfg);
 	}
 	CHECK_INT(n_warnings, 1);
-	CHECK_STR(last_warning, "so_reuseport: not supported yet, ignored");
+	CHECK_STR(last_warning, "sbuf_loopcnt: not supported yet, ignored");
 	CHECK_STR(last_warning_at, at(path, 3));
 	/* unix_socket_group warned once too; listen_port is implemented */
 	CHECK_INT(n_other_warnings, 1);
@@ -838,7 +838,7 @@ static void test_key_table(void)
 		" client_tls_protocols client_tls_ciphers client_tls13_ciphers client_tls_ecdhcurve"
 		" client_tls_dheparams server_tls_sslmode server_tls_ca_file server_tls_key_file"
 		" server_tls_cert_file server_tls_protocols server_tls_ciphers server_tls13_ciphers"
-		" pin_session_state ";
+		" pin_session_state peer_id so_reuseport ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
