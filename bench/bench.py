@@ -120,21 +120,23 @@ def supports_prepared(binary, section):
 class Pooler:
     """A pooler process in transaction mode with pool size 10."""
 
-    def __init__(self, name, binary, work, pg, pool_size, section, wrapper=()):
+    def __init__(self, name, binary, work, pg, pool_size, section, wrapper=(), unix=False):
         self.name = name
         self.port = free_port()
         d = os.path.join(work, name)
         os.makedirs(d)
+        # unix: clients connect over a unix socket in d (pgbench -h d)
+        self.host = d if unix else "127.0.0.1"
         users = os.path.join(d, "users.txt")
         with open(users, "w") as f:
             f.write('"postgres" ""\n')
         conf = os.path.join(d, "pooler.ini")
         with open(conf, "w") as f:
             f.write("[databases]\npostgres = host=127.0.0.1 port=%d dbname=postgres\n\n" % pg.port)
-            f.write("[%s]\nlisten_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
+            f.write("[%s]\nlisten_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir = %s\n"
                     "auth_type = trust\nauth_file = %s\npool_mode = transaction\n"
                     "default_pool_size = %d\nmax_client_conn = 12000\nlog_connections = 0\n"
-                    "log_disconnections = 0\n" % (section, self.port, users, pool_size))
+                    "log_disconnections = 0\n" % (section, self.port, d if unix else "", users, pool_size))
             if name == "tidepool":
                 f.write("metrics_port = 0\n")
             if supports_prepared(binary, section):

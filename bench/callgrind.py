@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 
-def pgbench(pg, port, workload, clients, per_client):
-    cmd = [pg.bindir + "/pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+def pgbench(pg, pooler, workload, clients, per_client):
+    cmd = [pg.bindir + "/pgbench", "-n", "-h", pooler.host, "-p", str(pooler.port), "-U", "postgres",
            "-c", str(clients), "-j", str(clients), "-t", str(per_client)] + bench.WORKLOADS[workload] + ["postgres"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     res = bench.parse_pgbench(p.stdout + p.stderr)
@@ -58,10 +58,10 @@ def callgrind_run(name, binary, section, pg, work, args, out_dir, workload, coun
     out = os.path.join(out_dir, "callgrind.%s.%s.%d" % (name, workload, counted))
     wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
     pooler = bench.Pooler("%s-%s-%d" % (name, workload, counted), binary, work, pg, args.pool_size,
-                          section, wrapper)
+                          section, wrapper, unix=args.unix)
     try:
-        pgbench(pg, pooler.port, workload, args.clients, args.warmup)
-        n = pgbench(pg, pooler.port, workload, args.clients, counted)
+        pgbench(pg, pooler, workload, args.clients, args.warmup)
+        n = pgbench(pg, pooler, workload, args.clients, counted)
     finally:
         pooler.stop(timeout=120)   # the dump is written at exit
     return callgrind_total(out), n, out
@@ -88,12 +88,12 @@ def measure_callgrind(name, binary, section, pg, work, args, out_dir):
 
 
 def measure_syscalls(name, binary, section, pg, work, args):
-    pooler = bench.Pooler(name + "-strace", binary, work, pg, args.pool_size, section)
+    pooler = bench.Pooler(name + "-strace", binary, work, pg, args.pool_size, section, unix=args.unix)
     results = {}
     try:
         for w in args.workloads.split(","):
             try:
-                pgbench(pg, pooler.port, w, args.clients, args.warmup)
+                pgbench(pg, pooler, w, args.clients, args.warmup)
             except RuntimeError:
                 results[w] = None
                 continue
@@ -101,7 +101,7 @@ def measure_syscalls(name, binary, section, pg, work, args):
             st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pooler.pid)],
                                   stderr=subprocess.DEVNULL)
             time.sleep(1)
-            n = pgbench(pg, pooler.port, w, args.clients, args.transactions)
+            n = pgbench(pg, pooler, w, args.clients, args.transactions)
             st.send_signal(signal.SIGINT)
             st.wait(30)
             calls = {}
@@ -129,6 +129,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=50, help="transactions per client before counting")
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--syscalls", action="store_true", help="also count syscalls per transaction with strace -c")
+    ap.add_argument("--unix", action="store_true",
+                    help="clients connect over the pooler's unix socket instead of TCP 127.0.0.1 (the sidecar case)")
     ap.add_argument("--keep", help="directory to keep the callgrind dumps in (for callgrind_annotate)")
     args = ap.parse_args()
     bench.raise_nofile(30000)
