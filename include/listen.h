@@ -4,10 +4,15 @@
 #define TIDEPOOL_LISTEN_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include "config.h"
 
-/* Opens all listeners. False (after logging why) if none could be opened. */
-bool listen_start(const struct config *cfg);
+/* Takes ownership of an accepted, non-blocking socket (client_accept). */
+typedef void (*listen_accept_fn)(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
+
+/* Opens all listeners; each accepted socket goes to accept_fn. False
+ * (after logging why) if none could be opened. */
+bool listen_start(const struct config *cfg, listen_accept_fn accept_fn);
 /* Stops accepting and closes every listening socket (removes the unix socket). */
 void listen_stop(void);
 /* Pauses or resumes accepting without closing sockets. */

@@ -1,4 +1,6 @@
-/* listen: owns the listening sockets and their accept events. */
+/* listen: owns the listening sockets and their accept events; accepted
+ * sockets go to the callback given to listen_start (main passes
+ * client_accept), so this layer knows nothing of clients. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -15,7 +17,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
@@ -32,6 +33,7 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static int n_listeners;
 static char unix_path[108];
+static listen_accept_fn on_accepted;
 
 void listen_tune_socket(int fd, const struct config *cfg)
 {
@@ -66,7 +68,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 		}
 		if (!l->is_unix)
 			listen_tune_socket(cfd, config_current());
-		client_accept(cfd, (struct sockaddr *)&ss, len, l->is_unix);
+		on_accepted(cfd, (struct sockaddr *)&ss, len, l->is_unix);
 	}
 }
 
@@ -164,8 +166,9 @@ static bool listen_unix(const struct config *cfg)
 	return add_listener(fd, true);
 }
 
-bool listen_start(const struct config *cfg)
+bool listen_start(const struct config *cfg, listen_accept_fn accept_fn)
 {
+	on_accepted = accept_fn;
 	char *addrs = xstrdup(cfg->listen_addr);
 	bool ok = true;
 	for (char *save = NULL, *tok = strtok_r(addrs, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {

@@ -493,7 +493,7 @@ int main(int argc, char **argv)
 	params_set_tracked(cfg->track_extra_parameters);
 	iobuf_set_default_size((uint32_t)cfg->pkt_buf);
 	loop_init();
-	if (!listen_start(cfg))
+	if (!listen_start(cfg, client_accept))
 		return 1;
 	(void)http_start(cfg);
 	signals_start();
