@@ -1,7 +1,8 @@
 /* pool: owns struct pool, the global pool list, the list of clients still
- * logging in, the scheduler and the janitor, and the admin console's
- * PAUSE/DISABLE/SUSPEND flags the scheduler obeys (a paused pool hands out
- * no server and closes servers as they come back).
+ * logging in, the scheduler and the janitor, and the per-database
+ * PAUSE/DISABLE flags the scheduler obeys with lifecycle's global PAUSE and
+ * SUSPEND (a paused pool hands out no server and closes servers as they
+ * come back).
  *
  * Scheduling: a client that needs a server waits in its pool's CL_WAITING
  * list (FIFO). A server that becomes free goes to the first waiting client,

@@ -1,8 +1,9 @@
 /* reload: builds, swaps and applies config snapshots (the current one is
  * held by config.c). A reload parses into a new snapshot; only a clean one
- * replaces the old, so a bad file never half-applies. Pools re-read their settings from the new snapshot, and
- * the TLS contexts are rebuilt from it (certificates and keys re-read);
- * a side whose files do not load keeps its previous context and mode. */
+ * replaces the old, so a bad file never half-applies. Pools re-read their
+ * settings from the new snapshot, and the TLS contexts are rebuilt from it
+ * (certificates and keys re-read); a side whose files do not load keeps
+ * its previous context and mode. */
 #include "reload.h"
 
 #include <stdio.h>
