@@ -28,6 +28,7 @@ struct client {
 	usec_t connect_wall;            /* wall clock, for SHOW */
 	usec_t state_since;             /* monotonic time it entered its state */
 	usec_t request_time;            /* last time it sent something */
+	usec_t wait_notified;           /* state_since of the wait query_wait_notify told it about */
 	char addr[48];                  /* INET6_ADDRSTRLEN fits */
 	int port;
 	bool is_unix;
@@ -74,6 +75,8 @@ const struct client_console_ops *client_console(void);
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
 /* Sends an ErrorResponse (FATAL) with sqlstate and closes the client. */
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Queues a NoticeResponse (severity NOTICE, SQLSTATE 00000) to c. */
+void client_notice(struct client *c, const char *msg);
 /* Closes without a message. */
 void client_close(struct client *c, const char *reason);
 /* The scheduler gives c its server; forwarding starts. */

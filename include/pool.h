@@ -75,6 +75,11 @@ struct pool {
 	int pool_size, min_pool_size, reserve_pool_size;
 	int max_db_connections, max_user_connections;
 	usec_t server_lifetime;
+	/* client timeouts and limits: user > database > global, as PgBouncer */
+	usec_t query_timeout, query_wait_timeout, idle_transaction_timeout;
+	usec_t transaction_timeout, client_idle_timeout;
+	int max_db_client_connections, max_user_client_connections;
+	bool round_robin;              /* server_round_robin: idle servers are used in turn */
 	bool stale;                    /* its database left the config */
 	bool console;                  /* the admin console's pool: never has servers */
 
@@ -146,6 +151,8 @@ const char *pool_server_secret(const struct pool *p);
 /* Counts and walks for SHOW, metrics, limits. */
 int pool_total_servers(const struct pool *p);
 int pool_total_clients(void);
+/* Logged-in clients of the pools of database db and/or user (NULL: any). */
+int pool_count_clients(const char *db, const char *user);
 struct list_node *pool_list(void);
 /* Pool-less clients (still logging in). */
 struct list_node *pool_login_clients(void);

@@ -844,6 +844,22 @@ static struct stat_values stat_average(const struct stat_values *d)
 	return a;
 }
 
+/* log_stats: PgBouncer's line of averages over the period just ended, for
+ * all databases together. */
+static void log_period_stats(void)
+{
+	struct stat_values total, delta, a;
+	stat_collect(NULL, &total, &delta);
+	a = stat_average(&delta);
+	log_info("stats: %llu xacts/s, %llu queries/s, %llu client parses/s, %llu server parses/s, "
+		 "%llu binds/s, in %llu B/s, out %llu B/s, xact %llu us, query %llu us, wait %llu us",
+		 (unsigned long long)a.v[ST_XACT], (unsigned long long)a.v[ST_QUERY],
+		 (unsigned long long)a.v[ST_CLIENT_PARSE], (unsigned long long)a.v[ST_SERVER_PARSE],
+		 (unsigned long long)a.v[ST_BIND], (unsigned long long)a.v[ST_RECV],
+		 (unsigned long long)a.v[ST_SENT], (unsigned long long)a.v[ST_XACT_TIME],
+		 (unsigned long long)a.v[ST_QUERY_TIME], (unsigned long long)a.v[ST_WAIT_TIME]);
+}
+
 void admin_stats_tick(usec_t now)
 {
 	if (!period_start) {
@@ -859,6 +875,8 @@ void admin_stats_tick(usec_t now)
 	}
 	last_period = now - period_start;
 	period_start = now;
+	if (config_current()->log_stats)
+		log_period_stats();
 }
 
 static const char *const stat_names[ST_COUNT] = {

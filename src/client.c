@@ -222,6 +222,16 @@ static void client_peer_gone(struct conn *conn, int err)
 
 /* Sends AuthenticationOk, the pool's parameters (with the client's own
  * values for tracked ones), the cancel key and ReadyForQuery. */
+void client_notice(struct client *c, const char *msg)
+{
+	uint8_t buf[1024];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_notice(&w, "00000", msg);
+	if (!w.overflow && conn_send(&c->conn, w.buf, w.len) == CONN_IO_ERROR)
+		client_close(c, "write to client failed");
+}
+
 void client_finish_login(struct client *c)
 {
 	struct pool *p = c->pool;
@@ -242,6 +252,9 @@ void client_finish_login(struct client *c)
 	}
 	cancel_register(c);
 	proto_write_backend_key(&w, c->cancel_pid, c->cancel_key);
+	const char *hello = config_current()->login_notify_message;
+	if (hello[0])
+		proto_write_notice(&w, "00000", hello);
 	proto_write_ready(&w, 'I');
 	if (w.overflow) {
 		client_fail(c, "08P01", "server parameters too large");
@@ -406,6 +419,10 @@ static bool client_scan(struct client *c, struct server *s)
 			break;
 		if (!client_check_header(c, &h, r, max_packet_size))
 			return false;
+		if (h.type == PQ_MSG_QUERY && cfg->disable_pqexec) {
+			client_fail(c, "08P01", "PQexec disallowed (disable_pqexec)");
+			return false;
+		}
 		if (h.type == PQ_MSG_TERMINATE) {
 			c->terminate_seen = true;
 			b->end = cn->fwd;   /* nothing after Terminate matters */

@@ -91,7 +91,7 @@ static const char *const load_balance_modes[] = { "disable", "round-robin", NULL
 #define RL true         /* a reload applies it */
 #define NR false        /* needs a restart */
 #define IM true         /* implemented */
-#define NI false        /* accepted, warned about, ignored */
+#define RF false        /* not honoured: refused unless left at its default */
 
 #define KEY(n, t, def, lo, hi, rl, im, help) \
 	{ { #n, def, rl, im, help }, t, offsetof(struct config, n), lo, hi, NULL, false }
@@ -110,19 +110,19 @@ static const char *const load_balance_modes[] = { "disable", "round-robin", NULL
 static const struct key_def main_keys[] = {
 	K_STR(admin_users, "", RL, IM,
 	      "users allowed to run every admin console command (comma separated)"),
-	K_BOOL(application_name_add_host, "0", RL, NI,
+	K_BOOL(application_name_add_host, "0", RL, IM,
 	       "append the client's address and port to application_name"),
 	K_STR(auth_dbname, "", RL, IM, "database auth_query runs in"),
 	K_PATH(auth_file, RL, IM, "userlist.txt-format file with user names and secrets"),
 	K_PATH(auth_hba_file, RL, IM, "pg_hba.conf-format file used when auth_type = hba"),
-	K_PATH(auth_ident_file, RL, NI, "pg_ident.conf-format user name map for hba"),
-	K_STR(auth_ldap_options, "", RL, NI, "default LDAP options for hba ldap lines"),
+	K_PATH(auth_ident_file, RL, RF, "pg_ident.conf-format user name map for hba"),
+	K_STR(auth_ldap_options, "", RL, RF, "default LDAP options for hba ldap lines"),
 	K_STR(auth_query, "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL "
 	      "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin", RL, IM,
 	      "query that looks up a user's secret on the server for users not in auth_file"),
 	KEY(auth_type, KT_AUTH_TYPE, "md5", 0, 0, RL, IM, "how clients prove who they are"),
 	K_STR(auth_user, "", RL, IM, "user that runs auth_query"),
-	K_SECS(autodb_idle_timeout, "3600", RL, NI,
+	K_SECS(autodb_idle_timeout, "3600", RL, RF,
 	       "seconds after which unused pools made from the \"*\" entry are dropped"),
 	K_SECS(cancel_wait_timeout, "10", RL, IM,
 	       "seconds a cancel request may wait for a server connection"),
@@ -142,7 +142,7 @@ static const struct key_def main_keys[] = {
 	K_STR(conffile, "", RL, IM, "the configuration file (default: the one given on the command line)"),
 	K_COUNT(default_pool_size, "20", RL, IM,
 		"server connections per database/user pair (0: no limit)"),
-	K_BOOL(disable_pqexec, "0", NR, NI,
+	K_BOOL(disable_pqexec, "0", NR, IM,
 	       "refuse the simple query protocol, allowing only extended queries"),
 	K_SECS(dns_max_ttl, "15", RL, IM, "seconds a DNS answer is cached at most (a shorter record TTL wins)"),
 	K_SECS(dns_nxdomain_ttl, "15", RL, IM, "seconds a failed DNS lookup is cached"),
@@ -151,7 +151,7 @@ static const struct key_def main_keys[] = {
 	       "close clients idle inside a transaction this many seconds (0: never)"),
 	K_STR(ignore_startup_parameters, "", RL, IM,
 	      "startup parameters clients may send that tidepool does not track"),
-	K_ALIAS(job_name, service_name, KT_STR, "tidepool", NR, NI, "another name for service_name"),
+	K_ALIAS(job_name, service_name, KT_STR, "tidepool", NR, IM, "another name for service_name"),
 	K_STR(listen_addr, "", NR, IM,
 	      "TCP addresses to listen on, comma separated; * for all; empty: no TCP"),
 	K_INT(listen_backlog, "128", 1, INT_MAX, NR, IM, "backlog passed to listen()"),
@@ -159,13 +159,13 @@ static const struct key_def main_keys[] = {
 	K_BOOL(log_connections, "1", RL, IM, "log each client login"),
 	K_BOOL(log_disconnections, "1", RL, IM, "log each client disconnection with its reason"),
 	K_BOOL(log_pooler_errors, "1", RL, IM, "log errors tidepool sends to clients"),
-	K_BOOL(log_stats, "1", RL, NI, "log a statistics line every stats_period"),
+	K_BOOL(log_stats, "1", RL, IM, "log a statistics line every stats_period"),
 	K_PATH(logfile, RL, IM, "file the log is appended to (empty: standard error only)"),
-	K_STR(login_notify_message, "", RL, NI, "notice sent to every client after login"),
+	K_STR(login_notify_message, "", RL, IM, "notice sent to every client after login"),
 	K_INT(max_client_conn, "100", 1, INT_MAX, RL, IM, "most client connections accepted"),
 	K_COUNT(max_client_prepared_statements, "1000", RL, IM,
 		"prepared statement names one client may hold (0: no limit)"),
-	K_COUNT(max_db_client_connections, "0", RL, NI,
+	K_COUNT(max_db_client_connections, "0", RL, IM,
 		"most client connections per database (0: no limit)"),
 	K_COUNT(max_db_connections, "0", RL, IM,
 		"most server connections per database (0: no limit)"),
@@ -173,7 +173,7 @@ static const struct key_def main_keys[] = {
 	    "largest protocol message accepted, in bytes"),
 	K_COUNT(max_prepared_statements, "200", RL, IM,
 		"prepared statements kept on one server connection"),
-	K_COUNT(max_user_client_connections, "0", RL, NI,
+	K_COUNT(max_user_client_connections, "0", RL, IM,
 		"most client connections per user (0: no limit)"),
 	K_COUNT(max_user_connections, "0", RL, IM,
 		"most server connections per user (0: no limit)"),
@@ -187,11 +187,11 @@ static const struct key_def main_keys[] = {
 	       "in transaction and statement mode, keep a client on its server after LISTEN, a session "
 	       "advisory lock, a temporary table, PREPARE or a WITH HOLD cursor"),
 	K_INT(pkt_buf, "4096", 512, 16777216, NR, IM, "size of a connection's I/O buffer, in bytes"),
-	K_SECS(pool_idle_timeout, "0", RL, NI, "drop pools unused this many seconds (0: never)"),
+	K_SECS(pool_idle_timeout, "0", RL, RF, "drop pools unused this many seconds (0: never)"),
 	KEY(pool_mode, KT_POOL_MODE, "session", 0, 0, RL, IM,
 	    "when a server goes back to the pool: session, transaction or statement"),
 	K_SECS(query_timeout, "0", RL, IM, "cancel queries running longer (0: never)"),
-	K_COUNT(query_wait_notify, "5", RL, NI,
+	K_COUNT(query_wait_notify, "5", RL, IM,
 		"seconds a client waits for a server before it is told so (0: never)"),
 	K_SECS(query_wait_timeout, "120", RL, IM,
 	       "close clients that waited this long for a server (0: wait forever)"),
@@ -201,8 +201,8 @@ static const struct key_def main_keys[] = {
 	K_SECS(reserve_pool_timeout, "5", RL, IM,
 	       "seconds a client waits before the reserve pool is used"),
 	K_PATH(resolv_conf, NR, IM, "resolv.conf-format file for the DNS resolver"),
-	K_COUNT(sbuf_loopcnt, "5", RL, NI, "rounds of I/O on one connection before others get a turn"),
-	K_INT(scram_iterations, "4096", 1, INT_MAX, RL, NI, "PBKDF2 iterations in SCRAM secrets tidepool makes"),
+	K_COUNT(sbuf_loopcnt, "5", RL, IM, "rounds of I/O on one connection before others get a turn"),
+	K_INT(scram_iterations, "4096", 1, INT_MAX, RL, IM, "PBKDF2 iterations in SCRAM secrets tidepool makes"),
 	K_SECS(server_check_delay, "30", RL, IM,
 	       "seconds a server may sit idle before it is checked on reuse"),
 	K_STR(server_check_query, "<empty>", RL, IM,
@@ -219,7 +219,7 @@ static const struct key_def main_keys[] = {
 	      "query run when a session-mode server goes back to the pool"),
 	K_BOOL(server_reset_query_always, "0", RL, IM,
 	       "run server_reset_query in every pool mode, not only session"),
-	K_BOOL(server_round_robin, "0", RL, NI, "reuse servers in turn instead of most recent first"),
+	K_BOOL(server_round_robin, "0", RL, IM, "reuse servers in turn instead of most recent first"),
 	K_STR(server_tls13_ciphers, "", RL, IM, "TLS 1.3 cipher suites offered to servers"),
 	K_PATH(server_tls_ca_file, RL, IM, "CA certificates for checking server certificates"),
 	K_PATH(server_tls_cert_file, RL, IM, "client certificate presented to servers"),
@@ -227,7 +227,7 @@ static const struct key_def main_keys[] = {
 	K_PATH(server_tls_key_file, RL, IM, "private key for server_tls_cert_file"),
 	K_STR(server_tls_protocols, "secure", RL, IM, "TLS versions allowed to servers"),
 	K_CHOICE(server_tls_sslmode, sslmodes, "prefer", RL, IM, "TLS policy towards servers"),
-	K_STR(service_name, "tidepool", NR, NI, "name of the service (job_name is the same key)"),
+	K_STR(service_name, "tidepool", NR, IM, "name of the service (job_name is the same key)"),
 	K_SECS(shutdown_delay, "0", RL, IM,
 	       "seconds the listener stays open after SIGTERM while /readyz already fails"),
 	K_CHOICE(shutdown_mode, shutdown_modes, "drain", RL, IM,
@@ -242,29 +242,26 @@ static const struct key_def main_keys[] = {
 	K_BOOL(syslog, "0", RL, IM, "also log to syslog"),
 	K_CHOICE(syslog_facility, syslog_facilities, "daemon", RL, IM, "syslog facility"),
 	K_STR(syslog_ident, "tidepool", RL, IM, "program name in syslog lines"),
-	K_BOOL(tcp_defer_accept, "1", RL, NI, "wake up for a new client only once it sent data"),
+	K_BOOL(tcp_defer_accept, "1", NR, IM, "wake up for a new client only once it sent data"),
 	K_BOOL(tcp_keepalive, "1", RL, IM, "enable TCP keepalive on client and server sockets"),
 	K_COUNT(tcp_keepcnt, "0", RL, IM, "keepalive probes before a peer is dead (0: OS default)"),
 	K_COUNT(tcp_keepidle, "0", RL, IM, "idle seconds before the first probe (0: OS default)"),
 	K_COUNT(tcp_keepintvl, "0", RL, IM, "seconds between probes (0: OS default)"),
-	K_COUNT(tcp_socket_buffer, "0", RL, NI, "socket buffer size in bytes (0: OS default)"),
-	KEY(tcp_user_timeout, KT_MSEC, "0", 0, INT_MAX, RL, NI,
+	K_COUNT(tcp_socket_buffer, "0", RL, IM, "socket buffer size in bytes (0: OS default)"),
+	KEY(tcp_user_timeout, KT_MSEC, "0", 0, INT_MAX, RL, IM,
 	    "TCP_USER_TIMEOUT in milliseconds (0: OS default)"),
 	K_STR(track_extra_parameters, "IntervalStyle", NR, IM,
 	      "parameters, besides the standard ones, kept per client and restored on servers"),
-	K_SECS(transaction_timeout, "0", RL, NI,
+	K_SECS(transaction_timeout, "0", RL, IM,
 	       "close clients whose transaction runs longer (0: never)"),
 	K_STR(unix_socket_dir, "/tmp", NR, IM, "directory for the unix socket (empty: none)"),
-	K_STR(unix_socket_group, "", NR, NI, "group owning the unix socket"),
+	K_STR(unix_socket_group, "", NR, IM, "group owning the unix socket"),
 	KEY(unix_socket_mode, KT_OCTAL, "0777", 0, 0777, NR, IM, "permissions of the unix socket"),
-	K_STR(user, "", NR, NI, "user to switch to after start"),
+	K_STR(user, "", NR, IM, "user to switch to after start"),
 	K_INT(verbose, "0", 0, 100, RL, IM, "log detail: 1 debug, 2 and more noise"),
 };
 
 #define N_MAIN_KEYS ARRAY_SIZE(main_keys)
-
-/* Set once a "not supported yet" warning for key i has been delivered. */
-static bool warned[N_MAIN_KEYS];
 
 #define FIELD(st, n, t, lo, hi) \
 	{ { #n, NULL, false, false, NULL }, t, offsetof(struct st, n), lo, hi, NULL, false }
@@ -800,16 +797,27 @@ static void parse_peer(struct loader *ld, const char *name, const char *val)
 
 /* ---- the main section ---- */
 
-static void warn_unsupported(struct loader *ld, size_t i)
-{
-	char *msg;
+static struct config *config_new(void);
 
-	if (warned[i] || !ld->warn)
-		return;
-	warned[i] = true;
-	msg = xasprintf("%s: not supported yet, ignored", main_keys[i].info.name);
-	ld->warn(ld->file, ld->line, msg);
-	free(msg);
+/* A key tidepool does not honour may only be written with its default
+ * value, which is what tidepool does anyway; anything else is refused so a
+ * migrated file never loses a guard in silence. */
+static bool refused_value(const struct key_def *k, const struct config *cfg, char **why)
+{
+	struct config *def;
+	char a[64], b[64];
+	bool same;
+
+	if (k->info.implemented)
+		return false;
+	def = config_new();
+	same = strcmp(format_value(k, cfg, a, sizeof(a)), format_value(k, def, b, sizeof(b))) == 0;
+	config_free(def);
+	if (same)
+		return false;
+	*why = xasprintf("%s is not supported by tidepool; remove it or leave it at its default (%s)",
+			 k->info.name, k->info.default_value[0] ? k->info.default_value : "empty");
+	return true;
 }
 
 static void parse_main_key(struct loader *ld, const char *key, const char *val)
@@ -827,8 +835,10 @@ static void parse_main_key(struct loader *ld, const char *key, const char *val)
 		return;
 	}
 	ld->set_at[k - main_keys] = (struct where){ ld->file, ld->line };
-	if (!k->info.implemented)
-		warn_unsupported(ld, (size_t)(k - main_keys));
+	if (refused_value(k, ld->cfg, &why)) {
+		error_here(ld, "%s", why);
+		free(why);
+	}
 }
 
 /* ---- the ini reader ---- */
@@ -1197,6 +1207,11 @@ static void validate(struct loader *ld)
 		w = key_where(ld, "auth_type");
 		error_at(ld, w.file, w.line, "auth_type = hba needs auth_hba_file");
 	}
+	if (cfg->auth_type == AUTH_TYPE_PAM || cfg->auth_type == AUTH_TYPE_LDAP) {
+		w = key_where(ld, "auth_type");
+		error_at(ld, w.file, w.line, "auth_type = %s is not supported by this build of tidepool",
+			 config_auth_type_name(cfg->auth_type));
+	}
 	if (cfg->auth_type == AUTH_TYPE_CERT &&
 	    (strcmp(cfg->client_tls_sslmode, "disable") == 0 || !cfg->client_tls_ca_file[0])) {
 		w = key_where(ld, "auth_type");
@@ -1371,7 +1386,7 @@ enum config_set_result config_set_key(const struct config *cur, const char *key,
 		return CONFIG_SET_INVALID;
 	}
 	cfg = config_dup(cur);
-	if (!set_value(k, cfg, value, cfg->conffile, why) ||
+	if (!set_value(k, cfg, value, cfg->conffile, why) || refused_value(k, cfg, why) ||
 	    (strcmp(k->info.name, "auth_file") == 0 && !reload_auth_file(cfg, why)) ||
 	    !validate_snapshot(cfg, why)) {
 		config_free(cfg);

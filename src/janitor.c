@@ -34,38 +34,58 @@ static void check_login_clients(const struct config *cfg, usec_t now)
 	}
 }
 
+/* query_wait_notify: one NOTICE to each client queued longer than it. The
+ * list is in arrival order, so the walk stops at the first one not due. */
+static void notify_waiting(struct pool *p, const struct config *cfg, usec_t now)
+{
+	struct list_node *n, *tmp;
+	if (cfg->query_wait_notify <= 0)
+		return;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAITING]) {
+		struct client *c = list_entry(n, struct client, node);
+		if (!expired(c->state_since, (usec_t)cfg->query_wait_notify * USEC_PER_SEC, now))
+			break;
+		if (c->wait_notified == c->state_since)
+			continue;
+		c->wait_notified = c->state_since;
+		client_notice(c, "No server connection available in postgres backend, client being queued");
+	}
+}
+
 static void check_waiting(struct pool *p, const struct config *cfg, usec_t now)
 {
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAITING]) {
 		struct client *c = list_entry(n, struct client, node);
-		if (!expired(c->state_since, cfg->query_wait_timeout, now))
+		if (!expired(c->state_since, p->query_wait_timeout, now))
 			break;
 		p->stats.wait_timeouts++;
 		client_fail(c, "08P01", "query_wait_timeout");
 	}
+	notify_waiting(p, cfg, now);
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN]) {
 		struct client *c = list_entry(n, struct client, node);
-		if (!expired(c->state_since, cfg->query_wait_timeout, now))
+		if (!expired(c->state_since, p->query_wait_timeout, now))
 			break;
 		client_fail(c, "08P01", p->last_error ? p->last_error : "query_wait_timeout");
 	}
 }
 
-static void check_idle_clients(struct pool *p, const struct config *cfg, usec_t now)
+static void check_idle_clients(struct pool *p, usec_t now)
 {
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_IDLE]) {
 		struct client *c = list_entry(n, struct client, node);
-		if (!expired(c->state_since, cfg->client_idle_timeout, now))
+		if (!expired(c->state_since, p->client_idle_timeout, now))
 			break;
 		client_fail(c, "08P01", "client_idle_timeout");
 	}
 }
 
-/* Active clients: idle_transaction_timeout and query_timeout. Not ordered
- * by activity, so this one is a full walk of the (small) active list. */
-static void check_active(struct pool *p, const struct config *cfg, usec_t now)
+/* Active clients: transaction_timeout, idle_transaction_timeout and
+ * query_timeout. Not ordered by activity, so this one is a full walk of the
+ * (small) active list. */
+static void check_active(struct pool *p, usec_t now)
 {
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_ACTIVE]) {
@@ -73,10 +93,12 @@ static void check_active(struct pool *p, const struct config *cfg, usec_t now)
 		struct server *s = c->server;
 		if (!s || s->internal)
 			continue;
-		if (s->pending_ready == 0 && s->tx_status != 'I' &&
-		    expired(c->request_time, cfg->idle_transaction_timeout, now))
+		if (s->xact_start && expired(s->xact_start, p->transaction_timeout, now))
+			client_fail(c, "25P04", "transaction timeout");
+		else if (s->pending_ready == 0 && s->tx_status != 'I' &&
+			 expired(c->request_time, p->idle_transaction_timeout, now))
 			client_fail(c, "25P03", "idle transaction timeout");
-		else if (s->pending_ready > 0 && expired(c->request_time, cfg->query_timeout, now)) {
+		else if (s->pending_ready > 0 && expired(c->request_time, p->query_timeout, now)) {
 			p->stats.query_timeouts++;
 			client_fail(c, "57014", "query timeout");
 		}
@@ -95,7 +117,7 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 			server_close(s, "server_idle_timeout");
 		else if (expired(s->connect_time, p->server_lifetime, now) || s->close_needed)
 			server_close(s, s->close_needed ? "server marked for closing" : "server_lifetime");
-		else
+		else if (!p->round_robin)   /* with round robin the list is not by idle time */
 			break;
 	}
 	list_for_each_safe(n, tmp, &p->servers[SV_CONNECTING]) {
@@ -131,8 +153,8 @@ void janitor_run(void)
 	for (l = pool_list()->next; l != pool_list(); l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
 		check_waiting(p, cfg, now);
-		check_idle_clients(p, cfg, now);
-		check_active(p, cfg, now);
+		check_idle_clients(p, now);
+		check_active(p, now);
 		check_servers(p, cfg, now);
 		fill_min_pool(p);
 		pool_refresh_dns(p);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -39,6 +40,10 @@ void listen_tune_socket(int fd, const struct config *cfg)
 {
 	int on = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (cfg->tcp_socket_buffer > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cfg->tcp_socket_buffer, sizeof(int));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg->tcp_socket_buffer, sizeof(int));
+	}
 	if (!cfg->tcp_keepalive)
 		return;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
@@ -132,6 +137,10 @@ static bool listen_tcp(const char *host, int port, const struct config *cfg)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (cfg->tcp_defer_accept) {
+			int secs = 45;   /* PgBouncer's fixed value */
+			setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+		}
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, cfg->listen_backlog) < 0) {
 			log_error("cannot listen on %s port %d: %s", host, port, strerror(errno));
 			close(fd);
@@ -141,6 +150,21 @@ static bool listen_tcp(const char *host, int port, const struct config *cfg)
 	}
 	freeaddrinfo(res);
 	return any;
+}
+
+/* unix_socket_group: the socket file belongs to that group. */
+static bool set_socket_group(const char *path, const char *group)
+{
+	struct group *gr = getgrnam(group);
+	if (!gr) {
+		log_error("unix_socket_group: no such group \"%s\"", group);
+		return false;
+	}
+	if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+		log_error("unix_socket_group: cannot give %s to group %s: %s", path, group, strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 static bool listen_unix(const struct config *cfg)
@@ -162,6 +186,11 @@ static bool listen_unix(const struct config *cfg)
 		return false;
 	}
 	chmod(un.sun_path, (mode_t)cfg->unix_socket_mode);
+	if (cfg->unix_socket_group[0] && !set_socket_group(un.sun_path, cfg->unix_socket_group)) {
+		close(fd);
+		unlink(un.sun_path);
+		return false;
+	}
 	strlcpy_safe(unix_path, un.sun_path, sizeof(unix_path));
 	return add_listener(fd, true);
 }

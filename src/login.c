@@ -112,6 +112,23 @@ static void auth_failed(struct client *c)
 }
 
 /* Authentication passed: join the pool. */
+/* max_db_client_connections and max_user_client_connections, counted as
+ * the client joins its pool (so concurrent logins cannot all slip in). */
+static bool login_within_client_limits(struct client *c, const struct pool *p)
+{
+	if (p->max_db_client_connections > 0 &&
+	    pool_count_clients(p->db_name, NULL) >= p->max_db_client_connections) {
+		client_fail(c, "53300", "client connections exceeded (max_db_client_connections)");
+		return false;
+	}
+	if (p->max_user_client_connections > 0 &&
+	    pool_count_clients(NULL, p->user_name) >= p->max_user_client_connections) {
+		client_fail(c, "53300", "client connections exceeded (max_user_client_connections)");
+		return false;
+	}
+	return true;
+}
+
 static void login_authenticated(struct client *c)
 {
 	login_free(c);
@@ -124,6 +141,8 @@ static void login_authenticated(struct client *c)
 		client_console()->login(c);
 		return;
 	}
+	if (!login_within_client_limits(c, p))
+		return;
 	client_change_state(c, CL_WAIT_LOGIN);
 	if (p->have_welcome) {
 		client_finish_login(c);
@@ -599,6 +618,22 @@ static bool take_param(struct client *c, const struct config *cfg, const char *n
 	return false;
 }
 
+/* application_name_add_host: "<name> - <addr>:<port>" ("app" when the
+ * client gave none), set once at login as PgBouncer does. */
+static void add_host_to_appname(struct client *c)
+{
+	int idx = params_index("application_name");
+	if (idx < 0)
+		return;
+	const char *name = c->params.values[idx] ? c->params.values[idx] : "app";
+	char buf[400];
+	if (c->is_unix)
+		snprintf(buf, sizeof(buf), "%s - unix", name);
+	else
+		snprintf(buf, sizeof(buf), "%s - %s:%d", name, c->addr, c->port);
+	param_set_put(&c->params, (size_t)idx, buf);
+}
+
 static void negotiate_version(struct client *c, const struct proto_startup *st)
 {
 	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
@@ -636,6 +671,8 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 		if (!take_param(c, cfg, st->names[i], st->values[i]))
 			return;
 	c->startup_done = true;
+	if (cfg->application_name_add_host)
+		add_host_to_appname(c);
 	if (cfg->max_client_conn > 0 && pool_total_clients() > cfg->max_client_conn) {
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;

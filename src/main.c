@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,6 +448,31 @@ static void signals_stop(void)
 	}
 }
 
+/* user: switch to that account once the sockets are open, as PgBouncer
+ * does; only root can, or the account itself (nothing to do). */
+static bool drop_privileges(const char *user)
+{
+	if (!user[0])
+		return true;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_fatal("user: no such user \"%s\"", user);
+		return false;
+	}
+	if (getuid() == pw->pw_uid)
+		return true;
+	if (getuid() != 0) {
+		log_fatal("user = %s: only root can change to another user", user);
+		return false;
+	}
+	if (setgid(pw->pw_gid) < 0 || initgroups(user, pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_fatal("cannot change to user %s: %s", user, strerror(errno));
+		return false;
+	}
+	log_info("running as user %s", user);
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -496,6 +523,8 @@ int main(int argc, char **argv)
 	if (!listen_start(cfg, client_accept))
 		return 1;
 	(void)http_start(cfg);
+	if (!drop_privileges(cfg->user))
+		return 1;
 	signals_start();
 	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");

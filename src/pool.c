@@ -105,6 +105,28 @@ static void hosts_load(struct pool *p)
 
 static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg);
 
+static usec_t first_usec(usec_t a, usec_t b, usec_t c)
+{
+	return a >= 0 ? a : b >= 0 ? b : c;
+}
+
+/* The client-side timeouts and client counts of the pool's user and database. */
+static void pool_load_client_limits(struct pool *p, const struct config *cfg, const struct db_config *db,
+				    const struct user_config *u)
+{
+	p->query_timeout = first_usec(u ? u->query_timeout : -1, -1, cfg->query_timeout);
+	p->query_wait_timeout = first_usec(u ? u->query_wait_timeout : -1, db->query_wait_timeout,
+					   cfg->query_wait_timeout);
+	p->idle_transaction_timeout = first_usec(u ? u->idle_transaction_timeout : -1, -1,
+						 cfg->idle_transaction_timeout);
+	p->transaction_timeout = first_usec(u ? u->transaction_timeout : -1, -1, cfg->transaction_timeout);
+	p->client_idle_timeout = first_usec(u ? u->client_idle_timeout : -1, -1, cfg->client_idle_timeout);
+	p->max_db_client_connections = first_set(db->max_db_client_connections,
+						 cfg->max_db_client_connections, 0);
+	p->max_user_client_connections = first_set(u ? u->max_user_client_connections : -1,
+						   cfg->max_user_client_connections, 0);
+}
+
 /* Resolves the pool's settings from a snapshot: user > database > global. */
 static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
 {
@@ -139,6 +161,8 @@ static void pool_load(struct pool *p, const struct config *cfg, const struct db_
 	p->max_db_connections = first_set(db->max_db_connections, cfg->max_db_connections, 0);
 	p->max_user_connections = first_set(u ? u->max_user_connections : -1, cfg->max_user_connections, 0);
 	p->server_lifetime = db->server_lifetime >= 0 ? db->server_lifetime : cfg->server_lifetime;
+	pool_load_client_limits(p, cfg, db, u);
+	p->round_robin = cfg->server_round_robin;
 }
 
 static const struct db_config *find_db(const struct config *cfg, const char *name)
@@ -183,6 +207,21 @@ struct pool *pool_get(const struct config *cfg, const char *db, const char *user
 	list_add_tail(&pools, &p->node);
 	log_debug("new pool %s/%s (mode %s, size %d)", db, user, config_pool_mode_name(p->mode), p->pool_size);
 	return p;
+}
+
+int pool_count_clients(const char *db, const char *user)
+{
+	int n = 0;
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, node);
+		if (p->console || (db && strcmp(p->db_name, db) != 0) ||
+		    (user && strcmp(p->user_name, user) != 0))
+			continue;
+		n += p->n_clients[CL_WAIT_LOGIN] + p->n_clients[CL_IDLE] + p->n_clients[CL_WAITING] +
+		     p->n_clients[CL_ACTIVE];
+	}
+	return n;
 }
 
 struct pool *pool_get_console(void)

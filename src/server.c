@@ -87,8 +87,9 @@ void server_change_state(struct server *s, enum server_state st)
 	s->state_since = loop_now();
 	if (st == SV_CLOSED)
 		return;
-	/* Idle servers are taken from the head: most recently used first. */
-	if (st == SV_IDLE)
+	/* Idle servers are taken from the head: most recently used first, or
+	 * with server_round_robin the one idle longest. */
+	if (st == SV_IDLE && !p->round_robin)
 		list_add_head(&p->servers[st], &s->node);
 	else
 		list_add_tail(&p->servers[st], &s->node);

@@ -664,41 +664,52 @@ static void test_hba_file(void)
 	config_errors_free(&errs);
 }
 
-static int n_warnings, n_other_warnings;
-static char last_warning[256], last_warning_at[256];
-
-static void count_warning(const char *file, int line, const char *msg)
+/* A key tidepool does not honour is refused, with file:line, unless it is
+ * left at its default; so are PAM and LDAP. */
+static void test_refused_keys(void)
 {
-	if (strncmp(msg, "sbuf_loopcnt:", 13) != 0) {
-		n_other_warnings++;
-		return;
-	}
-	n_warnings++;
-	snprintf(last_warning, sizeof(last_warning), "%s", msg);
-	snprintf(last_warning_at, sizeof(last_warning_at), "%s:%d:", file, line);
-}
-
-static void test_unsupported_warning(void)
-{
-	const char *path = write_file("warn.ini",
+	struct config_errors errs = { 0 };
+	struct config *cfg, *set = NULL;
+	char *why = NULL;
+	const char *path = write_file("refuse-ok.ini",
 		"[pgbouncer]\n"
-		"listen_port = 6432\n"
-		"sbuf_loopcnt = 7\n"
 		"sbuf_loopcnt = 9\n"
-		"unix_socket_group = postgres\n");
-	struct config *cfg;
+		"autodb_idle_timeout = 3600\n"
+		"auth_ident_file =\n"
+		"pool_idle_timeout = 0\n");
 
-	for (int i = 0; i < 2; i++) {
-		cfg = load_ok(path, count_warning);
-		if (cfg)
-			CHECK_INT(cfg->sbuf_loopcnt, 9);   /* the last line wins */
+	cfg = load_ok(path, NULL);
+	if (cfg) {
+		CHECK_INT(cfg->sbuf_loopcnt, 9);
+		CHECK_INT(config_set_key(cfg, "pool_idle_timeout", "5", &set, &why), CONFIG_SET_INVALID);
+		CHECK(set == NULL && why && strstr(why, "not supported"));
+		free(why);
+		CHECK_INT(config_set_key(cfg, "autodb_idle_timeout", "3600", &set, &why), CONFIG_SET_OK);
+		config_free(set);
 		config_free(cfg);
 	}
-	CHECK_INT(n_warnings, 1);
-	CHECK_STR(last_warning, "sbuf_loopcnt: not supported yet, ignored");
-	CHECK_STR(last_warning_at, at(path, 3));
-	/* unix_socket_group warned once too; listen_port is implemented */
-	CHECK_INT(n_other_warnings, 1);
+	path = write_file("refuse.ini",
+		"[pgbouncer]\n"
+		"auth_ident_file = ident.map\n"     /* 2 */
+		"listen_port = 6432\n"
+		"auth_ldap_options = x\n"           /* 4 */
+		"pool_idle_timeout = 60\n"          /* 5 */
+		"autodb_idle_timeout = 10\n");      /* 6 */
+	CHECK(config_load(path, &errs, NULL) == NULL);
+	CHECK(has_error(&errs, at(path, 2), "auth_ident_file is not supported"));
+	CHECK(has_error(&errs, at(path, 4), "auth_ldap_options is not supported"));
+	CHECK(has_error(&errs, at(path, 5), "pool_idle_timeout is not supported"));
+	CHECK(has_error(&errs, at(path, 6), "autodb_idle_timeout is not supported"));
+	CHECK_INT(errs.n, 4);
+	config_errors_free(&errs);
+	path = write_file("pam.ini", "[pgbouncer]\nlisten_port = 6432\nauth_type = pam\n");
+	CHECK(config_load(path, &errs, NULL) == NULL);
+	CHECK(has_error(&errs, at(path, 3), "auth_type = pam is not supported"));
+	config_errors_free(&errs);
+	path = write_file("ldap.ini", "[pgbouncer]\nauth_type = ldap\n");
+	CHECK(config_load(path, &errs, NULL) == NULL);
+	CHECK(has_error(&errs, at(path, 2), "auth_type = ldap is not supported"));
+	config_errors_free(&errs);
 }
 
 /* config_dup copies everything; config_set_key changes one key of a copy. */
@@ -819,26 +830,9 @@ static void test_key_table(void)
 		"shutdown_mode", "readyz_checks_backend", "max_client_prepared_statements",
 		"pin_session_state",
 	};
-	static const char *const implemented =
-		" logfile pidfile syslog syslog_ident syslog_facility log_connections"
-		" log_disconnections log_pooler_errors verbose listen_addr listen_port"
-		" unix_socket_dir unix_socket_mode listen_backlog tcp_keepalive tcp_keepcnt"
-		" tcp_keepidle tcp_keepintvl auth_type auth_file auth_hba_file auth_user auth_query auth_dbname admin_users stats_users pool_mode"
-		" max_client_conn default_pool_size min_pool_size reserve_pool_size"
-		" reserve_pool_timeout max_db_connections max_user_connections"
-		" ignore_startup_parameters track_extra_parameters server_reset_query"
-		" server_reset_query_always server_check_delay server_check_query server_lifetime"
-		" server_idle_timeout server_connect_timeout server_login_retry client_login_timeout"
-		" client_idle_timeout query_timeout query_wait_timeout idle_transaction_timeout"
-		" cancel_wait_timeout pkt_buf max_packet_size conffile max_client_prepared_statements"
-		" metrics_listen_addr metrics_port shutdown_delay shutdown_timeout shutdown_mode"
-		" readyz_checks_backend server_fast_close stats_period max_prepared_statements"
-		" suspend_timeout dns_max_ttl dns_nxdomain_ttl dns_zone_check_period resolv_conf"
-		" client_tls_sslmode client_tls_key_file client_tls_cert_file client_tls_ca_file"
-		" client_tls_protocols client_tls_ciphers client_tls13_ciphers client_tls_ecdhcurve"
-		" client_tls_dheparams server_tls_sslmode server_tls_ca_file server_tls_key_file"
-		" server_tls_cert_file server_tls_protocols server_tls_ciphers server_tls13_ciphers"
-		" pin_session_state peer_id so_reuseport ";
+	/* not honoured: refused unless left at their default */
+	static const char *const refused =
+		" auth_ident_file auth_ldap_options autodb_idle_timeout pool_idle_timeout ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)
@@ -848,9 +842,9 @@ static void test_key_table(void)
 		char word[64];
 
 		snprintf(word, sizeof(word), " %s ", k->name);
-		if (k->implemented != (strstr(implemented, word) != NULL))
+		if (k->implemented != (strstr(refused, word) == NULL))
 			fprintf(stderr, "implemented flag wrong for %s\n", k->name);
-		CHECK(k->implemented == (strstr(implemented, word) != NULL));
+		CHECK(k->implemented == (strstr(refused, word) == NULL));
 		CHECK(k->help && k->help[0] && k->default_value);
 		if (i > 0)
 			CHECK(strcmp(config_key_at(i - 1)->name, k->name) < 0);
@@ -985,7 +979,7 @@ int main(void)
 	RUN(test_auth_file);
 	RUN(test_auth_file_errors);
 	RUN(test_hba_file);
-	RUN(test_unsupported_warning);
+	RUN(test_refused_keys);
 	RUN(test_dup_and_set_key);
 	RUN(test_list_contains);
 	RUN(test_key_table);

@@ -1,0 +1,349 @@
+"""PgBouncer drop-in (issue 18): every key has its effect, per user and per
+database where PgBouncer allows it, or is refused with file:line.
+
+Per-user and per-database limits are checked for the user or database they
+apply to and, in the same tidepool, not for another one."""
+import os
+import grp
+import re
+import socket
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+import pgraw
+from conftest import Background, tidepool_bin, wait_until
+
+
+def run_check(path):
+    r = subprocess.run([tidepool_bin(), "--check", path], capture_output=True, text=True,
+                       timeout=20, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def fails(fn, *args, timeout=15):
+    """The exception fn(*args) raised in a thread within timeout, or None."""
+    return Background(fn, *args).exception(timeout)
+
+
+# ------------------------------------------------------- per-user timeouts
+
+def test_user_query_timeout_applies_to_that_user_only(tidepool, pg, role):
+    other = pg.create_role()
+    tp = tidepool(pool_mode="transaction", users={role: "query_timeout=1"})
+    slow = tp.connect(user=role)
+    err = fails(slow.execute, "select pg_sleep(20)")
+    assert isinstance(err, psycopg.Error), "the user's query_timeout did not stop pg_sleep"
+    with tp.connect(user=other) as b:
+        assert b.execute("select pg_sleep(2.5), 1").fetchone()[1] == 1
+
+
+def test_user_client_idle_timeout_applies_to_that_user_only(tidepool, pg, role):
+    other = pg.create_role()
+    tp = tidepool(pool_mode="transaction", users={role: "client_idle_timeout=1"})
+    a, b = tp.connect(user=role), tp.connect(user=other)
+    time.sleep(3)
+    assert isinstance(fails(a.execute, "select 1"), psycopg.Error), "idle client kept"
+    assert b.execute("select 1").fetchone()[0] == 1
+
+
+def test_user_idle_transaction_timeout_applies_to_that_user_only(tidepool, pg, role):
+    other = pg.create_role()
+    tp = tidepool(pool_mode="transaction", users={role: "idle_transaction_timeout=1"})
+    a, b = tp.connect(user=role), tp.connect(user=other)
+    a.execute("begin")
+    b.execute("begin")
+    time.sleep(3)
+    assert isinstance(fails(a.execute, "select 1"), psycopg.Error)
+    assert b.execute("select 1").fetchone()[0] == 1
+    b.execute("commit")
+
+
+@pytest.mark.parametrize("where", ["global", "user"])
+def test_transaction_timeout(tidepool, pg, role, where):
+    other = pg.create_role()
+    if where == "global":
+        tp = tidepool(pool_mode="transaction", transaction_timeout=2)
+    else:
+        tp = tidepool(pool_mode="transaction", users={role: "transaction_timeout=2"})
+    a = tp.connect(user=role)
+    a.execute("begin")
+    # busy inside the transaction all along: idle_transaction_timeout would not fire
+    err = fails(a.execute, "select pg_sleep(1)")
+    assert err is None
+    err = fails(a.execute, "select pg_sleep(20)")
+    assert isinstance(err, psycopg.Error), "transaction_timeout did not end the transaction"
+    with tp.connect(user=other) as b:
+        b.execute("begin")
+        b.execute("select pg_sleep(1)")
+        if where == "user":   # the other user has no transaction_timeout
+            b.execute("select pg_sleep(2)")
+            assert b.execute("select 1").fetchone()[0] == 1
+        b.execute("rollback")
+
+
+@pytest.mark.parametrize("where", ["user", "database"])
+def test_query_wait_timeout_per_user_and_database(tidepool, pg, role, where):
+    other = pg.create_role()
+    dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb pool_size=1" % pg.port,
+           "other": "host=127.0.0.1 port=%d dbname=appdb pool_size=1" % pg.port}
+    if where == "user":
+        users = {role: "query_wait_timeout=1"}
+    else:
+        users = {}
+        dbs["appdb"] += " query_wait_timeout=1"
+    tp = tidepool(pool_mode="transaction", databases=dbs, users=users, query_wait_timeout=30)
+    holder = tp.connect(user=role)
+    holder.execute("begin")
+    waiter = tp.connect(user=role)
+    assert isinstance(fails(waiter.execute, "select 1"), psycopg.Error)
+    # another pool whose user or database has no such key waits longer
+    hold2 = tp.connect(dbname="other" if where == "database" else "appdb", user=other)
+    hold2.execute("begin")
+    wait2 = tp.connect(dbname="other" if where == "database" else "appdb", user=other)
+    bg = Background(wait2.execute, "select 1")
+    time.sleep(3)
+    hold2.execute("commit")
+    assert bg.exception(10) is None
+    holder.execute("commit")
+
+
+# ------------------------------------------------- client connection limits
+
+def refused_53300(tp, dbname, user):
+    """A raw login to dbname as user is refused for a client connection limit."""
+    with tp.raw() as r:
+        r.send_quietly(pgraw.startup_message(user=user, database=dbname))
+        while True:
+            t, body = r.read_message()
+            if t == "Z":
+                return False
+            if t == "E":
+                err = pgraw.parse_error(body)
+                return err["C"] == "53300" and "client connections exceeded" in err["M"]
+
+
+@pytest.mark.parametrize("where", ["global", "user"])
+def test_max_user_client_connections(tidepool, pg, role, where):
+    other = pg.create_role()
+    if where == "global":
+        tp = tidepool(max_user_client_connections=2)
+    else:
+        tp = tidepool(users={role: "max_user_client_connections=2"})
+    conns = [tp.connect(user=role), tp.connect(dbname="postgres", user=role)]
+    assert refused_53300(tp, "appdb", role)
+    if where == "user":
+        extra = [tp.connect(user=other) for _ in range(3)]
+        assert extra[2].execute("select 1").fetchone()[0] == 1
+    conns.pop().close()
+    wait_until(lambda: not refused_53300(tp, "appdb", role), 10)
+
+
+@pytest.mark.parametrize("where", ["global", "database"])
+def test_max_db_client_connections(tidepool, pg, role, where):
+    dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % pg.port,
+           "postgres": "host=127.0.0.1 port=%d dbname=postgres" % pg.port}
+    if where == "global":
+        tp = tidepool(databases=dbs, max_db_client_connections=2)
+    else:
+        dbs["appdb"] += " max_db_client_connections=2"
+        tp = tidepool(databases=dbs)
+    other = pg.create_role()
+    conns = [tp.connect(user=role), tp.connect(user=other)]
+    assert refused_53300(tp, "appdb", role)
+    if where == "database":
+        extra = [tp.connect(dbname="postgres", user=role) for _ in range(3)]
+        assert extra[2].execute("select 1").fetchone()[0] == 1
+    conns.pop().close()
+    wait_until(lambda: not refused_53300(tp, "appdb", role), 10)
+
+
+# ----------------------------------------------------------- client-facing
+
+def test_application_name_add_host(tidepool, pg, role):
+    tp = tidepool(pool_mode="session", application_name_add_host=1)
+    with tp.connect(user=role, application_name="billing") as c:
+        name = c.execute("show application_name").fetchone()[0]
+        assert re.fullmatch(r"billing - 127\.0\.0\.1:\d+", name), name
+    tp2 = tidepool(pool_mode="session")
+    with tp2.connect(user=role, application_name="billing") as c:
+        assert c.execute("show application_name").fetchone()[0] == "billing"
+
+
+def test_disable_pqexec(tidepool, role):
+    tp = tidepool(pool_mode="transaction", disable_pqexec=1)
+    with tp.connect(user=role) as c:
+        # psycopg sends a query with parameters by the extended protocol
+        assert c.execute("select %s::int", (7,)).fetchone()[0] == 7
+    with tp.raw() as r:
+        r.startup(user=role, database="appdb")
+        r.send(pgraw.query_message("select 1"))
+        err = r.error_or_close()
+        assert err is not None and "PQexec" in err["M"], err
+
+
+def test_login_notify_message(tidepool, role):
+    tp = tidepool(login_notify_message="you are talking to tidepool")
+    seen = []
+    c = tp.connect(user=role)
+    c.add_notice_handler(lambda d: seen.append(d.message_primary))
+    c.execute("select 1")
+    c.close()
+    with tp.raw() as r:
+        r.send(pgraw.startup_message(user=role, database="appdb"))
+        notices = []
+        while True:
+            t, body = r.read_message()
+            if t == "N":
+                notices.append(pgraw.parse_error(body)["M"])
+            if t in ("Z", "E"):
+                break
+        assert notices == ["you are talking to tidepool"], notices
+
+
+def test_query_wait_notify(tidepool, role):
+    tp = tidepool(pool_mode="transaction", default_pool_size=1, query_wait_notify=1)
+    holder = tp.connect(user=role)
+    holder.execute("begin")
+    waiter = tp.connect(user=role)
+    seen = []
+    waiter.add_notice_handler(lambda d: seen.append(d.message_primary))
+    bg = Background(waiter.execute, "select 1")
+    time.sleep(3)
+    holder.execute("commit")
+    assert bg.exception(10) is None
+    assert any("client being queued" in m for m in seen), seen
+    # a client served at once is not told anything
+    seen.clear()
+    waiter.execute("select 1")
+    assert seen == []
+
+
+def test_log_stats(tidepool, role):
+    on = tidepool(stats_period=1)
+    off = tidepool(stats_period=1, log_stats=0)
+    for tp in (on, off):
+        with tp.connect(user=role) as c:
+            c.execute("select 1")
+    wait_until(lambda: "stats: " in on.log(), 10)
+    time.sleep(2)
+    assert "stats: " not in off.log()
+
+
+def test_server_round_robin(tidepool, pg, role):
+    def pids(tp):
+        with tp.connect(user=role) as a, tp.connect(user=role) as b:
+            a.execute("begin")
+            b.execute("begin")   # two servers open
+            a.execute("commit")
+            b.execute("commit")
+            return [a.execute("select pg_backend_pid()").fetchone()[0] for _ in range(4)]
+    lifo = pids(tidepool(pool_mode="transaction"))
+    rr = pids(tidepool(pool_mode="transaction", server_round_robin=1))
+    assert len(set(lifo)) == 1, lifo
+    assert len(set(rr)) == 2 and rr[0] != rr[1], rr
+
+
+# -------------------------------------------------------------- sockets
+
+def test_so_reuseport(tidepool):
+    a = tidepool(so_reuseport=1)
+    b = tidepool(start=False, so_reuseport=1)
+    b.write_config(listen_port=a.port)
+    b.port = a.port
+    b.start()
+    assert b.alive()
+    c = tidepool(start=False)
+    c.write_config(listen_port=a.port, unix_socket_dir="")
+    p = subprocess.run([tidepool_bin(), c.config_path], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0
+
+
+def test_unix_socket_group(tidepool):
+    group = grp.getgrgid(os.getgroups()[-1] if os.getgroups() else os.getgid()).gr_name
+    tp = tidepool(unix_socket_group=group)
+    st = os.stat(os.path.join(tp.sockdir, ".s.PGSQL.%d" % tp.port))
+    assert st.st_gid == grp.getgrnam(group).gr_gid
+    bad = tidepool(start=False, unix_socket_group="no-such-group-tidepool")
+    p = subprocess.run([tidepool_bin(), bad.config_path], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0 and "no-such-group-tidepool" in p.stdout + p.stderr
+
+
+def test_tcp_defer_accept(tidepool):
+    """With TCP_DEFER_ACCEPT a connection that sends nothing is not handed to
+    tidepool, so it never appears as a client logging in."""
+    def accepted_silent(tp):
+        time.sleep(1)   # the fixture's probe connection is logged first
+        before = tp.log().count("accepted connection")
+        s = socket.create_connection((tp.host, tp.port))
+        time.sleep(1.5)
+        n = tp.log().count("accepted connection") - before
+        s.close()
+        return n
+    assert accepted_silent(tidepool(tcp_defer_accept=0)) >= 1
+    assert accepted_silent(tidepool(tcp_defer_accept=1)) == 0
+
+
+def test_tcp_socket_buffer(tidepool, pg, role):
+    tp = tidepool(tcp_socket_buffer=32768)
+    with tp.connect(user=role) as c:
+        c.execute("select 1")
+        out = subprocess.run(["ss", "-tmn", "dst", "127.0.0.1:%d" % pg.port],
+                             capture_output=True, text=True).stdout
+    # the kernel doubles the value it is given
+    assert re.search(r"rb65536\b", out) and re.search(r"tb65536\b", out), out
+
+
+def test_scram_iterations(tidepool, role):
+    tp = tidepool(auth_type="scram-sha-256", auth_file={role: "pw"}, scram_iterations=5000)
+    with tp.raw() as r:
+        r.send(pgraw.startup_message(user=role, database="appdb"))
+        t, body = r.read_message()
+        assert t == "R"
+        first = b"n,,n=,r=abcdefghijklmnopqrstuvwx"
+        mech = b"SCRAM-SHA-256\0"
+        r.send(pgraw.message(b"p", mech + len(first).to_bytes(4, "big") + first))
+        t, body = r.read_message()
+        assert t == "R" and b"i=5000" in body, body
+    with tp.connect(user=role, password="pw") as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+
+
+def test_user_switches_account(tidepool, pg):
+    if os.getuid() != 0:
+        pytest.skip("needs root to change user")
+    tp = tidepool(user="postgres")
+    uid = [l for l in open("/proc/%d/status" % tp.pid) if l.startswith("Uid:")][0].split()[1]
+    assert int(uid) == __import__("pwd").getpwnam("postgres").pw_uid
+    with tp.connect(user="app") as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+
+
+# --------------------------------------------------------------- refusals
+
+REFUSED = {
+    "auth_ident_file": "ident.map",
+    "auth_ldap_options": "host=ldap",
+    "autodb_idle_timeout": "60",
+    "pool_idle_timeout": "60",
+}
+
+
+@pytest.mark.parametrize("key", sorted(REFUSED))
+def test_key_tidepool_cannot_honour_is_refused(tidepool, key):
+    tp = tidepool(start=False, **{key: REFUSED[key]})
+    lines = open(tp.config_path).read().splitlines()
+    line = 1 + next(i for i, l in enumerate(lines) if l.startswith(key + " ="))
+    rc, out = run_check(tp.config_path)
+    assert rc != 0 and "%s:%d:" % (tp.config_path, line) in out and "not supported" in out, out
+    p = subprocess.run([tidepool_bin(), tp.config_path], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0
+
+
+@pytest.mark.parametrize("method", ["pam", "ldap"])
+def test_auth_type_without_the_library_is_refused(tidepool, method):
+    tp = tidepool(start=False, auth_type=method)
+    rc, out = run_check(tp.config_path)
+    assert rc != 0 and re.search(r"tidepool\.ini:\d+: auth_type = %s is not supported" % method, out), out
