@@ -60,6 +60,9 @@ struct hba *hba_load(const char *path, hba_error_fn err, void *arg);
 /* Same from text in memory; path names it in messages and is the base for
  * relative @file names. */
 struct hba *hba_parse(const char *text, const char *path, hba_error_fn err, void *arg);
+/* One more owner of h (a copied config snapshot); hba_free drops one and
+ * frees the rules with the last. NULL stays NULL. */
+struct hba *hba_ref(struct hba *h);
 void hba_free(struct hba *h);
 size_t hba_rule_count(const struct hba *h);
 

@@ -1332,6 +1332,7 @@ struct config *config_dup(const struct config *old)
 	for (size_t i = 0; i < old->n_files; i++)
 		PUSH(cfg->files, cfg->n_files, xstrdup(old->files[i]));
 	dup_entries(old, cfg);
+	cfg->hba = hba_ref(old->hba);
 	return cfg;
 }
 

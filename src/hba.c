@@ -58,6 +58,7 @@ struct hba_rule {
 };
 
 struct hba {
+	unsigned refs;              /* config snapshots sharing these rules */
 	struct hba_rule *rules;
 	size_t n_rules;
 	char **files;
@@ -559,6 +560,7 @@ static char *next_logical_line(const char **text, int *lines)
 struct hba *hba_parse(const char *text, const char *path, hba_error_fn err, void *arg)
 {
 	struct hba *h = xcalloc(1, sizeof(*h));
+	h->refs = 1;
 	struct parser ps = { .h = h, .file = remember_file(h, path), .err = err, .arg = arg };
 	int next_line = 1;
 	while (*text) {
@@ -595,9 +597,16 @@ struct hba *hba_load(const char *path, hba_error_fn err, void *arg)
 	return h;
 }
 
+struct hba *hba_ref(struct hba *h)
+{
+	if (h)
+		h->refs++;
+	return h;
+}
+
 void hba_free(struct hba *h)
 {
-	if (!h)
+	if (!h || --h->refs > 0)
 		return;
 	for (size_t i = 0; i < h->n_rules; i++) {
 		names_free(&h->rules[i].dbs);

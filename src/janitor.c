@@ -67,7 +67,7 @@ static void check_waiting(struct pool *p, const struct config *cfg, usec_t now)
 		struct client *c = list_entry(n, struct client, node);
 		if (!expired(c->state_since, p->query_wait_timeout, now))
 			break;
-		client_fail(c, "08P01", p->last_error ? p->last_error : "query_wait_timeout");
+		client_fail(c, "08P01", "%s", p->last_error ? p->last_error : "query_wait_timeout");
 	}
 }
 

@@ -155,6 +155,10 @@ static void answer_sasl(struct server *s, const uint8_t *data, size_t n)
 		login_fail(s, "28000", "server offers no supported SASL mechanism");
 		return;
 	}
+	if (s->scram) {   /* a second AuthenticationSASL (fuzz_backend: it leaked the first exchange) */
+		login_fail(s, "08P01", "server started SCRAM authentication twice");
+		return;
+	}
 	s->scram = xcalloc(1, sizeof(*s->scram));
 	struct pool *p = s->pool;
 	if (pw && auth_secret_kind(pw) == SECRET_SCRAM && p->have_scram_keys) {

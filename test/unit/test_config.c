@@ -640,6 +640,12 @@ static void test_hba_file(void)
 		CHECK(cfg->hba != NULL);
 		CHECK_INT(hba_rule_count(cfg->hba), 2);
 		CHECK_STR(cfg->auth_hba_file, hba);
+		/* a copy (admin SET) shares the rules and outlives the original
+		 * (fuzz_config found the copy freeing them a second time) */
+		struct config *copy = config_dup(cfg);
+		config_free(cfg);
+		cfg = copy;
+		CHECK_INT(hba_rule_count(cfg->hba), 2);
 	}
 	config_free(cfg);
 	config_errors_free(&errs);
