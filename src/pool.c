@@ -310,8 +310,15 @@ static int count_servers(const char *db, const char *user)
 	return n;
 }
 
-/* May the pool open one more server now? */
-static bool pool_may_launch(struct pool *p)
+enum launch_limit {
+	LAUNCH_OK,
+	LAUNCH_POOL_FULL,   /* pool_size (+ reserve) reached */
+	LAUNCH_DB_FULL,     /* max_db_connections reached across the database's pools */
+	LAUNCH_USER_FULL,   /* max_user_connections reached across the user's pools */
+};
+
+/* May the pool open one more server now, and if not, which limit says no? */
+static enum launch_limit pool_may_launch(struct pool *p)
 {
 	int total = pool_total_servers(p);
 	int limit = p->pool_size;
@@ -321,11 +328,37 @@ static bool pool_may_launch(struct pool *p)
 			limit += p->reserve_pool_size;
 	}
 	if (limit > 0 && total >= limit)
-		return false;
+		return LAUNCH_POOL_FULL;
 	if (p->max_db_connections > 0 && count_servers(p->db_name, NULL) >= p->max_db_connections)
-		return false;
+		return LAUNCH_DB_FULL;
 	if (p->max_user_connections > 0 && count_servers(NULL, p->user_name) >= p->max_user_connections)
+		return LAUNCH_USER_FULL;
+	return LAUNCH_OK;
+}
+
+/* max_db_connections or max_user_connections is reached and p has clients
+ * waiting: close the longest-idle server of another pool of the same
+ * database (or user) to make room, as PgBouncer does. False if there is
+ * none. */
+static bool evict_idle_server(struct pool *p, const char *db, const char *user)
+{
+	struct server *victim = NULL;
+	struct list_node *l;
+	for (l = pools.next; l != &pools; l = l->next) {
+		struct pool *o = list_entry(l, struct pool, node);
+		if (o == p || o->n_servers[SV_IDLE] == 0 || (db && strcmp(o->db_name, db) != 0) ||
+		    (user && strcmp(o->user_name, user) != 0))
+			continue;
+		/* LIFO idle list: the tail has been idle longest */
+		struct server *s = list_entry(o->round_robin ? o->servers[SV_IDLE].next : o->servers[SV_IDLE].prev,
+					      struct server, node);
+		if (!victim || s->state_since < victim->state_since)
+			victim = s;
+	}
+	if (!victim)
 		return false;
+	server_close(victim, db ? "evicted for another pool: max_db_connections reached"
+				: "evicted for another pool: max_user_connections reached");
 	return true;
 }
 
@@ -364,7 +397,14 @@ static void pool_launch_for_waiters(struct pool *p)
 	int want = p->n_clients[CL_WAITING] + p->n_waiters +
 		   (p->n_clients[CL_WAIT_LOGIN] && !p->have_welcome ? 1 : 0);
 	int starting = p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN];
-	while (starting < want && !pool_retry_wait(p) && pool_may_launch(p)) {
+	while (starting < want && !pool_retry_wait(p)) {
+		enum launch_limit why = pool_may_launch(p);
+		if (why == LAUNCH_POOL_FULL ||
+		    (why == LAUNCH_DB_FULL && !evict_idle_server(p, p->db_name, NULL)) ||
+		    (why == LAUNCH_USER_FULL && !evict_idle_server(p, NULL, p->user_name)))
+			return;
+		if (why != LAUNCH_OK)
+			continue;   /* room was made: check every limit again */
 		if (!server_launch(p))
 			return;
 		starting++;

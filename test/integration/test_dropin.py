@@ -347,3 +347,26 @@ def test_auth_type_without_the_library_is_refused(tidepool, method):
     tp = tidepool(start=False, auth_type=method)
     rc, out = run_check(tp.config_path)
     assert rc != 0 and re.search(r"tidepool\.ini:\d+: auth_type = %s is not supported" % method, out), out
+
+
+# ------------------------------------------------------ limits interacting
+
+@pytest.mark.parametrize("limit", ["max_db_connections", "max_user_connections"])
+def test_idle_server_of_another_pool_is_closed_for_a_waiting_client(tidepool, pg, role, limit):
+    """With the database's (or user's) server limit reached by an idle server
+    in another pool, that server is closed for the waiting client instead of
+    the client waiting for server_idle_timeout."""
+    other = pg.create_role()
+    tp = tidepool(pool_mode="session", query_wait_timeout=10, **{limit: 1})
+    if limit == "max_db_connections":
+        first, second = dict(user=role), dict(user=other)      # same database
+    else:
+        first, second = dict(user=role), dict(user=role, dbname="postgres")   # same user
+    with tp.connect(**first) as a:
+        a.execute("select 1")
+    wait_until(lambda: len(pg.backends(dbname="appdb", user=role)) == 1, 10)
+    with tp.connect(**second) as b:
+        assert b.execute("select 1").fetchone()[0] == 1
+    assert "evicted for another pool: %s reached" % limit in tp.log()
+    # the limit held throughout: never two servers of the database or user
+    assert len(pg.backends(dbname="appdb", user=role)) == 0
