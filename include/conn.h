@@ -74,6 +74,17 @@ enum conn_io {
 void conn_init(struct conn *c, int fd, const struct conn_ops *ops);
 /* Closes the socket, removes events and gives back buffers. Idempotent. */
 void conn_close(struct conn *c);
+/* As conn_close, after which the socket lingers: its write side is shut
+ * (the peer reads what was sent, then end of file) and whatever the peer
+ * still sends is read and dropped until it closes, or for
+ * CONN_LINGER_SECONDS. A socket closed with unread input sends a reset,
+ * which can destroy a last ErrorResponse still on its way; this one never
+ * does. */
+#define CONN_LINGER_SECONDS 2
+void conn_close_lingering(struct conn *c);
+/* Sockets lingering now; and closing all of them (at exit). */
+int conn_lingering(void);
+void conn_linger_free_all(void);
 void conn_set_reading(struct conn *c, bool on);
 /* Waits for a non-blocking connect(); ops->connected is called. */
 void conn_wait_connect(struct conn *c);

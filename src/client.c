@@ -134,7 +134,8 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	client_log(LOG_LVL_DEBUG, c, "accepted connection");
 }
 
-void client_close(struct client *c, const char *reason)
+/* linger: the client was just sent an error; see conn_close_lingering. */
+static void close_client(struct client *c, const char *reason, bool linger)
 {
 	if (c->state == CL_CLOSED)
 		return;
@@ -164,8 +165,16 @@ void client_close(struct client *c, const char *reason)
 		c->pool->n_pinned--;
 	cancel_unregister(c);
 	ps_client_free(c);   /* now: the pool's registry may go before the deferred free */
-	conn_close(&c->conn);
+	if (linger)
+		conn_close_lingering(&c->conn);
+	else
+		conn_close(&c->conn);
 	loop_defer(client_free, c);
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	close_client(c, reason, false);
 }
 
 static void client_free(void *arg)
@@ -204,7 +213,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	if (cfg->log_pooler_errors)
 		client_log(LOG_LVL_WARNING, c, "pooler error: %s", msg);
 	client_send_error(c, "FATAL", sqlstate, msg);
-	client_close(c, msg);
+	close_client(c, msg, true);
 }
 
 void client_server_lost(struct client *c, const char *why)

@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "tls.h"
@@ -282,18 +283,20 @@ void conn_unblock(struct conn *src)
 	src->blocked = false;
 }
 
-void conn_close(struct conn *c)
+/* Everything conn_close does but closing the socket, whose fd it returns
+ * (-1 if it was closed already). */
+static int conn_detach(struct conn *c)
 {
+	int fd = c->fd;
 	if (c->parked)
 		unpark(c);
-	if (c->fd >= 0) {
+	if (fd >= 0) {
 		/* rev may be added for TLS while not reading; deleting is cheap */
 		rev_del(c);
 		event_del(&c->wev);
 		c->reading = c->writing = false;
 		tls_close(c->tls);   /* close_notify goes out before the socket closes */
 		c->tls = NULL;
-		close(c->fd);
 		c->fd = -1;
 	}
 	if (c->blocked_src) {
@@ -304,6 +307,76 @@ void conn_close(struct conn *c)
 	iobuf_put(c->out);
 	c->in = c->out = NULL;
 	c->fwd = c->remain = 0;
+	return fd;
+}
+
+void conn_close(struct conn *c)
+{
+	int fd = conn_detach(c);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A lingering socket; owned by this file, freed when it ends. */
+struct lingerer {
+	struct list_node node;
+	struct event *ev;
+	usec_t deadline;
+};
+
+#define LINGER_MAX 4096   /* more at once (a flood) close at once: no fd pile-up */
+
+static struct list_node lingering = { &lingering, &lingering };
+static int n_lingering;
+
+static void linger_end(struct lingerer *l)
+{
+	close(event_get_fd(l->ev));
+	event_free(l->ev);
+	list_del(&l->node);
+	free(l);
+	n_lingering--;
+}
+
+static void linger_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct lingerer *l = arg;
+	char sink[4096];
+	if ((what & EV_READ) && loop_now() < l->deadline) {
+		ssize_t n = read(fd, sink, sizeof(sink));
+		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+			return;
+	}
+	linger_end(l);
+}
+
+void conn_close_lingering(struct conn *c)
+{
+	int fd = conn_detach(c);
+	if (fd < 0)
+		return;
+	struct lingerer *l = n_lingering < LINGER_MAX && shutdown(fd, SHUT_WR) == 0 ? xcalloc(1, sizeof(*l)) : NULL;
+	if (!l) {
+		close(fd);
+		return;
+	}
+	struct timeval tv = { CONN_LINGER_SECONDS, 0 };
+	l->deadline = loop_now() + CONN_LINGER_SECONDS * USEC_PER_SEC;
+	l->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, linger_read, l);
+	list_add_tail(&lingering, &l->node);
+	n_lingering++;
+	event_add(l->ev, &tv);
+}
+
+int conn_lingering(void)
+{
+	return n_lingering;
+}
+
+void conn_linger_free_all(void)
+{
+	while (!list_empty(&lingering))
+		linger_end(list_entry(list_first(&lingering), struct lingerer, node));
 }
 
 static ssize_t tls_read_some(struct conn *c, void *p, size_t n)

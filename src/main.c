@@ -265,15 +265,16 @@ static void close_for_shutdown(struct client *c)
 	client_fail(c, "57P01", "tidepool is shutting down");
 }
 
-/* A drain pass: every client outside a transaction is closed (logging in,
- * idle, waiting for a server, or linked to a server that is between
- * transactions, as in session mode). */
+/* A drain pass: every client outside a transaction is closed (idle,
+ * waiting for a server, or linked to a server that is between
+ * transactions, as in session mode). A client still logging in finishes
+ * its login first (bounded by client_login_timeout and shutdown_timeout):
+ * cut off halfway, a driver reports a failed connection instead of
+ * reconnecting; a pass after its login closes it with 57P01. */
 static void close_at_boundaries(void)
 {
 	static const enum client_state at_rest[] = { CL_WAIT_LOGIN, CL_IDLE, CL_WAITING };
 	struct list_node *l, *n, *tmp;
-	list_for_each_safe(n, tmp, pool_login_clients())
-		close_for_shutdown(list_entry(n, struct client, node));
 	for (l = pool_list()->next; l != pool_list(); l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
 		for (size_t k = 0; k < ARRAY_SIZE(at_rest); k++)
@@ -311,7 +312,7 @@ static void shutdown_progress(void)
 		close_at_boundaries();
 		pool_close_idle_servers();
 	}
-	if (pool_total_clients() == 0) {
+	if (pool_total_clients() == 0 && conn_lingering() == 0) {
 		log_phase(LOG_LVL_INFO, "no client left, exiting");
 		loop_exit();
 		return;
@@ -543,6 +544,7 @@ int main(int argc, char **argv)
 	if (config_current()->pidfile[0])
 		unlink(config_current()->pidfile);
 	pool_free_all();
+	conn_linger_free_all();
 	loop_free();
 	iobuf_free_cache();
 	metrics_free();
