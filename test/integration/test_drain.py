@@ -60,8 +60,13 @@ def test_idle_client_gets_57P01_then_eof_never_a_reset(tidepool, mode):
 def test_client_logging_in_during_drain_finishes_login(tidepool):
     """A client whose startup packet arrives once the drain has begun (it
     connected before the listener closed) is logged in, then told 57P01."""
-    tp = tidepool(pool_mode="transaction", shutdown_delay=0, shutdown_timeout=20)
+    # tcp_defer_accept off: the kernel hands tidepool the connection before
+    # any byte arrives (with it on, a silent connection is not accepted yet
+    # and is reset when the listener closes)
+    tp = tidepool(pool_mode="transaction", shutdown_delay=0, shutdown_timeout=20,
+                  tcp_defer_accept=0)
     early = socket.create_connection((tp.host, tp.port))   # accepted, says nothing yet
+    time.sleep(0.3)
     busy, tx = drain_with_one_transaction_open(tp)
     try:
         assert wait_until(lambda: "listener closed" in tp.log(), 10), tp.log()
