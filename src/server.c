@@ -592,6 +592,8 @@ static bool server_scan(struct server *s)
 	return true;
 }
 
+static void server_reset_or_ready(struct server *s, const struct config *cfg);
+
 /* The transaction is over: the client goes idle, the server to the pool. */
 static void server_finish_transaction(struct server *s)
 {
@@ -610,7 +612,7 @@ static void server_finish_transaction(struct server *s)
 			client_unlink(c);
 		return;
 	}
-	pool_server_ready(s->pool, s);
+	server_reset_or_ready(s, config_current());
 	if (c)
 		client_unlink(c);
 }
@@ -775,21 +777,12 @@ void server_cancels_delivered(struct server *s)
 		pool_server_ready(s->pool, s);
 }
 
-void server_release(struct server *s, bool client_left)
+/* A released server runs server_reset_query first when its pool's mode,
+ * server_reset_query_always or session state left on it asks for it;
+ * otherwise it is ready at once. */
+static void server_reset_or_ready(struct server *s, const struct config *cfg)
 {
-	struct pool *p = s->pool;
-	const struct config *cfg = config_current();
-	s->client = NULL;
-	if (!server_is_clean(s)) {
-		server_close(s, client_left ? "client disconnected in the middle of a transaction"
-					    : "released in an unclean state");
-		return;
-	}
-	if (s->session_state && !cfg->server_reset_query[0]) {
-		server_close(s, "a pinned client left session state and server_reset_query is empty");
-		return;
-	}
-	if (p->mode == POOL_MODE_SESSION || cfg->server_reset_query_always || s->session_state) {
+	if (s->pool->mode == POOL_MODE_SESSION || cfg->server_reset_query_always || s->session_state) {
 		s->session_state = false;
 		if (cfg->server_reset_query[0]) {
 			/* DISCARD ALL / DEALLOCATE ALL drop the backend's statements */
@@ -801,5 +794,21 @@ void server_release(struct server *s, bool client_left)
 			return;
 		}
 	}
-	pool_server_ready(p, s);
+	pool_server_ready(s->pool, s);
+}
+
+void server_release(struct server *s, bool client_left)
+{
+	const struct config *cfg = config_current();
+	s->client = NULL;
+	if (!server_is_clean(s)) {
+		server_close(s, client_left ? "client disconnected in the middle of a transaction"
+					    : "released in an unclean state");
+		return;
+	}
+	if (s->session_state && !cfg->server_reset_query[0]) {
+		server_close(s, "a pinned client left session state and server_reset_query is empty");
+		return;
+	}
+	server_reset_or_ready(s, cfg);
 }
