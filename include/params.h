@@ -31,5 +31,8 @@ void param_set_clear(struct param_set *ps);
 /* True if want has a value for i that have lacks or differs from: a
  * pointer compare, since values are interned. */
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i);
+/* param_set_differs for any tracked i: one call per link instead of two
+ * per parameter. */
+bool param_set_any_differs(const struct param_set *want, const struct param_set *have);
 
 #endif

@@ -169,3 +169,11 @@ bool param_set_differs(const struct param_set *want, const struct param_set *hav
 {
 	return want->values[i] && want->values[i] != have->values[i];
 }
+
+bool param_set_any_differs(const struct param_set *want, const struct param_set *have)
+{
+	for (size_t i = 0; i < n_names; i++)
+		if (want->values[i] && want->values[i] != have->values[i])
+			return true;
+	return false;
+}

@@ -242,7 +242,7 @@ static bool may_be_deallocate(const uint8_t *p, uint32_t n)
 static bool may_hold_deallocate(const uint8_t *p, uint32_t n)
 {
 	const uint8_t *end = p + n;
-	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
+	while (p < end && (p = memchr(p, ';', (size_t)(end - p))) != NULL) {
 		for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'); p++)
 			;
 		if (p < end && (*p == 'd' || *p == 'D'))

@@ -720,7 +720,9 @@ static bool build_param_sync(const struct server *s, const struct client *c, cha
 {
 	size_t len = 0;
 	sql[0] = '\0';
-	for (size_t i = 0; i < params_count(); i++) {
+	if (!param_set_any_differs(&c->params, &s->params))
+		return false;   /* the usual case, at every link */
+	for (size_t i = 0, count = params_count(); i < count; i++) {
 		if (!param_set_differs(&c->params, &s->params, i))
 			continue;
 		char lit[600];
