@@ -37,6 +37,11 @@ enum pin_reason {
 struct pin_class {
 	enum pin_reason reason;   /* the first non-replayable state found, or PIN_NONE */
 	bool settings;            /* may change a session setting: read it with pin_settings() */
+	/* Some statement starts (after blanks and comments) with 'd' or is
+	 * empty: it may be DEALLOCATE or DISCARD, which prepared.c reads
+	 * precisely. The same scan serves both, so a Query's text is split
+	 * at ';' once (issue 23: one scan per statement for all classifiers). */
+	bool may_deallocate;
 };
 
 /* One scan of query string q (len bytes, maybe a prefix of the whole

@@ -40,8 +40,12 @@ static inline bool ps_client_type(uint8_t type)
 	return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
 }
 
-/* A message from a client linked to s, at the client's forwarding position. */
-enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h);
+/* A message from a client linked to s, at the client's forwarding position.
+ * cls: for a Query, what pin_classify found in its text (NULL: not
+ * classified; the DEALLOCATE/DISCARD pre-check then scans it itself). */
+struct pin_class;
+enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h,
+				  const struct pin_class *cls);
 /* A message from an idle client (no server): true if the pooler answered
  * it (DEALLOCATE), so no server is needed. */
 bool ps_idle_message(struct client *c, const struct proto_header *h);

@@ -385,24 +385,26 @@ static inline void client_note_message(struct server *s, uint8_t type)
 
 /* A Query or Parse (its first `have` body bytes) that leaves session state
  * on the backend pins the client to s until it disconnects. */
-static void client_check_pin(struct client *c, struct server *s, uint8_t type, const uint8_t *body,
-			     uint32_t have)
+static struct pin_class client_check_pin(struct client *c, struct server *s, uint8_t type, const uint8_t *body,
+					 uint32_t have)
 {
 	const uint8_t *q = body;
+	struct pin_class none = { PIN_NONE, false, true };
 	if (type == PQ_MSG_PARSE) {   /* statement name, NUL, query */
 		const uint8_t *nul = memchr(body, 0, have);
 		if (!nul)
-			return;
+			return none;
 		q = nul + 1;
 	}
-	enum pin_reason why = pin_reason_of_sql((const char *)q, have - (uint32_t)(q - body));
-	if (why == PIN_NONE)
-		return;
+	struct pin_class cls = pin_classify((const char *)q, have - (uint32_t)(q - body));
+	if (cls.reason == PIN_NONE)
+		return cls;
 	c->pinned = true;
 	c->pool->n_pinned++;
 	s->session_state = true;
 	client_log(LOG_LVL_INFO, c, "pinned to its server until it disconnects: %s (pin_session_state)",
-		   pin_reason_name(why));
+		   pin_reason_name(cls.reason));
+	return cls;
 }
 
 /* Scans complete headers in the client's buffer and marks the bytes to
@@ -437,13 +439,17 @@ static bool client_scan(struct client *c, struct server *s)
 			b->end = cn->fwd;   /* nothing after Terminate matters */
 			break;
 		}
+		struct pin_class cls;
+		bool classified = false;
 		if (pin_check && (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE)) {
-			client_check_pin(c, s, h.type, b->data + cn->fwd + PROTO_HEADER_LEN,
-					 MIN(avail, h.len + 1) - PROTO_HEADER_LEN);
+			cls = client_check_pin(c, s, h.type, b->data + cn->fwd + PROTO_HEADER_LEN,
+					       MIN(avail, h.len + 1) - PROTO_HEADER_LEN);
+			classified = h.type == PQ_MSG_QUERY;
 			pin_check = !c->pinned;
 		}
 		if (c->ps_track && ps_client_type(h.type)) {
-			switch (ps_client_message(c, s, &h)) {
+			/* the pin scan already split a Query at ';': no second scan */
+			switch (ps_client_message(c, s, &h, classified ? &cls : NULL)) {
 			case PS_PASS:
 				break;
 			case PS_DONE:

@@ -134,6 +134,37 @@ static enum pin_reason create_reason(struct sql_scan *sc)
 	return temp_word(w) ? PIN_TEMP_TABLE : PIN_NONE;
 }
 
+/* The statement's first word, folded, into w: what sql_read_word gives
+ * for an unquoted keyword, "" for anything else (a quoted or too long
+ * word, or one with digits, '_' or '$', which no keyword has). Every
+ * SELECT takes this path, so it is a tight loop over letters. */
+static void first_word(struct sql_scan *sc, char w[16])
+{
+	const char *p = sc->p;
+	size_t n = 0;
+	while (p < sc->end && n < 15) {
+		char f = (char)(*p | 0x20);
+		if (f < 'a' || f > 'z')
+			break;
+		w[n++] = f;
+		p++;
+	}
+	w[n] = '\0';
+	if (p < sc->end && (ident_byte(*p) || *p == '"')) {
+		bool quoted;
+		char rest[2];
+		sc->p = n ? p : sc->p;
+		if (n)
+			while (sc->p < sc->end && ident_byte(*sc->p))
+				sc->p++;
+		else
+			(void)sql_read_word(sc, rest, sizeof(rest), &quoted);
+		w[0] = '\0';
+		return;
+	}
+	sc->p = p;
+}
+
 /* The statement [q, end): its first keywords decide. */
 static void statement_class(const char *q, const char *end, struct pin_class *out)
 {
@@ -143,9 +174,11 @@ static void statement_class(const char *q, const char *end, struct pin_class *ou
 	if (sc.p < sc.end && !might_matter(*sc.p))
 		return;   /* most statements (INSERT, UPDATE, WITH ...) end here */
 	sql_skip_blank(&sc);
+	if (sc.p == sc.end || (*sc.p | 0x20) == 'd')
+		out->may_deallocate = true;
 	if (sc.p == sc.end || !might_matter(*sc.p))
 		return;
-	keyword(&sc, w, sizeof(w));
+	first_word(&sc, w);
 	if (is(w, "select")) {
 		if (selects_into_temp(sc.p, end))
 			r = PIN_TEMP_TABLE;
@@ -174,7 +207,7 @@ static void statement_class(const char *q, const char *end, struct pin_class *ou
  * pins a client needlessly, or reads a string precisely for nothing. */
 struct pin_class pin_classify(const char *q, size_t len)
 {
-	struct pin_class out = { PIN_NONE, false };
+	struct pin_class out = { PIN_NONE, false, false };
 	const char *end = q + len, *p = q;
 	do {
 		const char *next = sql_statement_end(p, end);

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "pin.h"
 #include "proto.h"
 #include "pstmt.h"
 #include "server.h"
@@ -557,7 +558,8 @@ static void answer_error(struct client *c, struct server *s, const char *sqlstat
 		answer_client(c, s, w.buf, w.len);
 }
 
-static enum ps_verdict client_query(struct client *c, struct server *s, const struct proto_header *h)
+static enum ps_verdict client_query(struct client *c, struct server *s, const struct proto_header *h,
+				    const struct pin_class *cls)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -568,7 +570,7 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 		return PS_PASS;
 	if (seen < h->len - 4 && whole_message(cn, total) == NULL)
 		return PS_NEED_MORE;   /* a short query split by a read: decide on all of it */
-	if (!may_be_deallocate(body, seen) && !may_hold_deallocate(body, seen))
+	if (cls ? !cls->may_deallocate : !may_be_deallocate(body, seen) && !may_hold_deallocate(body, seen))
 		return PS_PASS;
 	body = whole_message(cn, total);
 	if (!body)
@@ -613,7 +615,8 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 	return PS_ANSWERED;
 }
 
-enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h)
+enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h,
+				  const struct pin_class *cls)
 {
 	switch (h->type) {
 	case PQ_MSG_PARSE:
@@ -625,7 +628,7 @@ enum ps_verdict ps_client_message(struct client *c, struct server *s, const stru
 	case PQ_MSG_CLOSE:
 		return client_close_msg(c, s, h);
 	case PQ_MSG_QUERY:
-		return client_query(c, s, h);
+		return client_query(c, s, h, cls);
 	default:
 		return PS_PASS;
 	}

@@ -248,8 +248,54 @@ static void test_statement_numbers(void)
 	}
 }
 
+/* The first word is read by a fast path (first_word); it must agree with
+ * the lexer on every edge: digits, '_', '$', quotes, long words. */
+static void test_first_words(void)
+{
+	CHECK_INT(of("SeLeCt 1 INTO TEMP t"), PIN_TEMP_TABLE);
+	CHECK_INT(of("select(1) into temp t"), PIN_TEMP_TABLE);
+	CHECK_INT(of("select1 into temp t"), PIN_NONE);
+	CHECK_INT(of("select_x into temp t"), PIN_NONE);
+	CHECK_INT(of("select$1 into temp t"), PIN_NONE);
+	CHECK_INT(of("\"select\" into temp t"), PIN_NONE);
+	CHECK_INT(of("_select into temp t"), PIN_NONE);
+	CHECK_INT(of("listenlistenlistenx"), PIN_NONE);
+	CHECK_INT(of("Prepare p AS select 1"), PIN_PREPARE);
+	CHECK_INT(of("prepare\ttransaction 'x'"), PIN_NONE);
+	CHECK_INT(of("create\nglobal temporary table t (a int)"), PIN_TEMP_TABLE);
+	CHECK_INT(of("LOAD 'auto_explain'"), PIN_LOAD);
+	CHECK_INT(of("listen"), PIN_LISTEN);
+	CHECK(pin_classify("reset all", 9).settings);
+	CHECK(!pin_classify("resets", 6).settings);
+}
+
+/* One scan for both classifiers: may_deallocate is set when some
+ * statement starts with 'd' (DEALLOCATE, DISCARD, and look-alikes such as
+ * DELETE, which prepared.c then reads precisely) or is empty, never when
+ * none does. */
+static void test_may_deallocate(void)
+{
+	static const char *const yes[] = {
+		"DEALLOCATE x", "deallocate all", "  /* c */ -- d\n Discard ALL", "select 1; deallocate p",
+		"select 1;\n\tDEALLOCATE ALL", "DELETE FROM t", "", "  ", "select 1;  ",
+	};
+	static const char *const no[] = {
+		"select 1", "select 1;", "SELECT 'deallocate'", "UPDATE t SET d = 1; INSERT INTO d VALUES (1)",
+		"BEGIN; SELECT 1; END;",
+	};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		CHECK(pin_classify(yes[i], strlen(yes[i])).may_deallocate);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		CHECK(!pin_classify(no[i], strlen(no[i])).may_deallocate);
+	/* as a Query body arrives: the string and its terminating NUL */
+	CHECK(!pin_classify("select 1;\0", 10).may_deallocate);
+	CHECK(pin_classify("select 1;deallocate x\0", 22).may_deallocate);
+}
+
 int main(void)
 {
+	RUN(test_first_words);
+	RUN(test_may_deallocate);
 	RUN(test_listen);
 	RUN(test_advisory_locks);
 	RUN(test_temp_tables);
