@@ -12,7 +12,7 @@
 # test/integration/test_image_layout.py installs the build the same way
 # (make install-strip DESTDIR=, bindir /usr/bin, this ini at
 # /etc/tidepool/tidepool.ini), checks that RUNTIME_PACKAGES provide every
-# library the binary needs, and runs it as 65532 with the tree read-only.
+# library the binary needs and nothing it does not, and runs it as 65532 with the tree read-only.
 
 ARG DEBIAN_RELEASE=12
 

@@ -112,15 +112,19 @@ def test_runtime_packages_cover_every_linked_library(image_root):
     # libc6 is in debian:12-slim itself; sanitizer runtimes only in the
     # --enable-sanitizers build, which is never put in an image
     allowed = set(runtime_packages()) | {"libc6"}
-    missing = []
+    missing, used = [], set()
     for lib, path in needed_libraries(str(image_root / "usr/bin/tidepool")):
         if re.match(r"lib(asan|ubsan|lsan|tsan)\.", lib):
             continue
         assert path, "ldd cannot resolve %s" % lib
         pkg = owning_package(path)
+        used.add(pkg)
         if pkg is None or pkg not in allowed:
             missing.append("%s (%s, package %s)" % (lib, path, pkg))
     assert not missing, "RUNTIME_PACKAGES in the Dockerfile lacks: %s" % ", ".join(missing)
+    # and carries nothing the binary does not link (CA certificates aside)
+    unused = set(runtime_packages()) - used - {"ca-certificates"}
+    assert not unused, "RUNTIME_PACKAGES has packages tidepool does not link: %s" % unused
 
 
 def read_only_run_cmd(binary, ini, sockdir):
