@@ -194,6 +194,10 @@ struct config {
 	int peer_id;
 	char *service_name;
 
+	/* backend budget (budget.h) */
+	int expected_replicas;
+	char *replicas_dns_name;
+
 	/* sections */
 	struct db_config **dbs;       /* in file order; includes "*" if given */
 	size_t n_dbs;

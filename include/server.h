@@ -19,9 +19,10 @@ struct server;
 typedef void (*server_query_done_fn)(struct server *s, bool ok);
 
 /* A request the pooler makes for itself and reads the answer of (the
- * auth_query lookup). Rows and errors are shown to the owner as they come;
- * done runs at the last ReadyForQuery expected, with the server still in
- * SV_TESTED for the owner to give back (pool_server_ready) or close; lost
+ * auth_query lookup, the budget's limits query). Rows and errors are shown
+ * to the owner as they come; done runs at the last ReadyForQuery expected,
+ * with the server still in SV_TESTED (or SV_LOGIN) for the owner to give
+ * back (pool_server_ready) or close; lost
  * runs instead if the server closes first. */
 struct server_request_ops {
 	void (*row)(void *arg, const uint8_t *body, size_t len);
@@ -86,7 +87,9 @@ void server_release(struct server *s, bool client_left);
 /* Runs sql as an internal query; done(s, ok) when its ReadyForQuery arrives. */
 void server_run_internal(struct server *s, const char *sql, bool for_client, server_query_done_fn done);
 /* Sends msgs (complete messages, expecting n_ready ReadyForQuery answers)
- * on an idle server of the caller's, which moves to SV_TESTED; see struct
+ * on an idle server of the caller's, which moves to SV_TESTED, or on one
+ * that has just logged in (the login-ready hook), which stays in SV_LOGIN
+ * so that its pool does not open another meanwhile; see struct
  * server_request_ops. */
 void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
 			const struct server_request_ops *ops, void *arg);

@@ -5,6 +5,8 @@
 #ifndef TIDEPOOL_SERVER_LOGIN_H
 #define TIDEPOOL_SERVER_LOGIN_H
 
+#include <stdbool.h>
+
 struct server;
 
 void server_login_start(struct server *s);
@@ -12,5 +14,10 @@ void server_login_input(struct server *s);
 void server_login_free(struct server *s);
 /* The TLS handshake with the backend ended (err NULL: success). */
 void server_login_tls_ready(struct server *s, const char *err);
+/* hook(s) runs when s has logged in (and run connect_query), before it joins
+ * its pool; returning true means the hook took s and hands it to the pool
+ * itself (the backend budget learns a server's limits this way). */
+typedef bool (*server_login_ready_fn)(struct server *s);
+void server_login_set_ready_hook(server_login_ready_fn hook);
 
 #endif

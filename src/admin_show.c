@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "autoconf.h"
+#include "budget.h"
 #include "cancel.h"
 #include "client.h"
 #include "config.h"
@@ -1081,6 +1082,43 @@ static void show_dns_zones(struct admin_reply *r)
 	dns_for_each_zone(dns_zone_row, r);
 }
 
+/* ---------------------------------------------------------------- budget */
+
+/* One server: what it allows (NULL until learned) and what the fleet may ask. */
+static void budget_show_row(const struct budget_row *b, void *arg)
+{
+	struct admin_row row;
+	admin_row_init(&row);
+	admin_row_text(&row, b->host[0] ? b->host : "(unix socket)");
+	admin_row_int(&row, b->port);
+	if (b->known) {
+		admin_row_int(&row, b->max_connections);
+		admin_row_int(&row, b->reserved);
+	} else {
+		admin_row_text(&row, NULL);
+		admin_row_text(&row, NULL);
+	}
+	admin_row_int(&row, b->this_process_max);
+	admin_row_int(&row, b->replicas);
+	admin_row_int(&row, b->fleet_max);
+	if (b->known)
+		admin_row_int(&row, b->headroom);
+	else
+		admin_row_text(&row, NULL);
+	admin_reply_row(arg, &row);
+}
+
+static void show_budget(struct admin_reply *r)
+{
+	static const struct admin_col cols[] = {
+		{ "host", ADMIN_TEXT }, { "port", ADMIN_INT4 }, { "max_connections", ADMIN_INT4 },
+		{ "reserved", ADMIN_INT4 }, { "this_process_max", ADMIN_INT8 }, { "replicas", ADMIN_INT4 },
+		{ "fleet_max", ADMIN_INT8 }, { "headroom", ADMIN_INT8 },
+	};
+	admin_reply_columns(r, COLS(cols));
+	budget_for_each(budget_show_row, r);
+}
+
 /* ----------------------------------------------------- config and others */
 
 static void show_config(struct admin_reply *r)
@@ -1231,7 +1269,7 @@ static const char admin_help[] =
 	"\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n"
 	"\tSHOW DNS_HOSTS|DNS_ZONES\n"
 	"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-	"\tSHOW PREPARED_STATEMENTS\n"
+	"\tSHOW PREPARED_STATEMENTS|BUDGET\n"
 	"\tSET key = arg\n"
 	"\tRELOAD\n"
 	"\tPAUSE [<db>]\n"
@@ -1305,6 +1343,7 @@ static const struct {
 	{ "TOTALS", show_totals, false },
 	{ "MEM", show_mem, false },
 	{ "DNS_HOSTS", show_dns_hosts, false },
+	{ "BUDGET", show_budget, false },
 	{ "DNS_ZONES", show_dns_zones, false },
 	{ "STATE", show_state, false },
 	{ "PREPARED_STATEMENTS", show_prepared_statements, false },

@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "budget.h"
 #include "config.h"
 #include "crypto.h"
 #include "cancel.h"
@@ -485,12 +486,15 @@ int main(int argc, char **argv)
 	if (o.check) {
 		bool tls_ok = reload_tls(cfg, true, tls_err, sizeof(tls_err));
 		config_free(config_swap(cfg));   /* the first snapshot: none before it */
-		reload_free();
 		if (!tls_ok) {
+			reload_free();
 			fprintf(stderr, "%s: TLS: %s\n", o.config_path, tls_err);
 			return 1;
 		}
 		printf("%s: configuration is valid\n", o.config_path);
+		budget_print_check(cfg);
+		budget_free();
+		reload_free();
 		return 0;
 	}
 	log_set_verbosity(o.verbose + cfg->verbose, o.quiet);
@@ -531,6 +535,7 @@ int main(int argc, char **argv)
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_add_tick(admin_tick);
 	janitor_add_tick(shutdown_progress);
+	budget_init();
 	janitor_start();
 	listen_resolve_numeric_only();
 	log_info("tidepool %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
@@ -545,6 +550,7 @@ int main(int argc, char **argv)
 		unlink(config_current()->pidfile);
 	pool_free_all();
 	conn_linger_free_all();
+	budget_free();
 	loop_free();
 	iobuf_free_cache();
 	metrics_free();

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "budget.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -523,6 +524,84 @@ static void render_process(void)
 		plain_u64("tidepool_resident_memory_bytes", "gauge", "Resident memory size in bytes", v);
 }
 
+/* ---- backend budget (budget.h) ---- */
+
+#define BUDGET_ROWS_MAX 64
+
+struct budget_rows {
+	struct budget_row r[BUDGET_ROWS_MAX];
+	size_t n;
+};
+
+static void budget_collect(const struct budget_row *row, void *arg)
+{
+	struct budget_rows *rows = arg;
+	if (rows->n < BUDGET_ROWS_MAX)
+		rows->r[rows->n++] = *row;
+}
+
+enum budget_figure { BF_MAX, BF_RESERVED, BF_THIS, BF_FLEET, BF_HEADROOM };
+
+static long long budget_value(const struct budget_row *b, enum budget_figure f)
+{
+	switch (f) {
+	case BF_MAX: return b->max_connections;
+	case BF_RESERVED: return b->reserved;
+	case BF_THIS: return b->this_process_max;
+	case BF_FLEET: return b->fleet_max;
+	case BF_HEADROOM: return b->headroom;
+	}
+	return 0;
+}
+
+/* One family with a {host, port} sample per server; figures learned from
+ * the server (only_known) are left out until they are. */
+static void render_budget_family(const struct budget_rows *rows, const char *name, const char *help,
+				 enum budget_figure f, bool only_known)
+{
+	family(name, "gauge", help);
+	for (size_t i = 0; i < rows->n; i++) {
+		const struct budget_row *b = &rows->r[i];
+		if (only_known && !b->known)
+			continue;
+		long long v = budget_value(b, f);
+		char port[16];
+		snprintf(port, sizeof(port), "%d", b->port);
+		mb_str(&page, name);
+		mb_str(&page, "{host=\"");
+		mb_label_value(&page, b->host[0] ? b->host : "(unix socket)");
+		mb_str(&page, "\",port=\"");
+		mb_str(&page, port);
+		mb_str(&page, "\"} ");
+		if (v < 0)
+			mb_mem(&page, "-", 1);
+		mb_u64(&page, (uint64_t)(v < 0 ? -v : v));
+		mb_mem(&page, "\n", 1);
+	}
+}
+
+static void render_budget(void)
+{
+	static struct budget_rows rows;
+	rows.n = 0;
+	budget_for_each(budget_collect, &rows);
+	render_budget_family(&rows, "tidepool_budget_max_connections",
+			     "The server's max_connections, learned at the first login", BF_MAX, true);
+	render_budget_family(&rows, "tidepool_budget_reserved_connections",
+			     "The server's superuser_reserved_connections", BF_RESERVED, true);
+	render_budget_family(&rows, "tidepool_budget_this_process_max",
+			     "Server connections this process may open to the server (pool_size + "
+			     "reserve_pool_size over its pools)", BF_THIS, false);
+	render_budget_family(&rows, "tidepool_budget_fleet_max",
+			     "this_process_max times the replicas", BF_FLEET, false);
+	render_budget_family(&rows, "tidepool_budget_headroom",
+			     "max_connections - reserved - fleet_max (negative: the fleet can exceed the server)",
+			     BF_HEADROOM, true);
+	plain_u64("tidepool_budget_replicas", "gauge",
+		  "tidepool processes counted (expected_replicas or the addresses of replicas_dns_name)",
+		  (uint64_t)(rows.n ? rows.r[0].replicas : config_current()->expected_replicas));
+}
+
 struct metrics_page *metrics_page_render(void)
 {
 	struct metrics_page *pg = free_pages;
@@ -538,6 +617,7 @@ struct metrics_page *metrics_page_render(void)
 	render_pool_gauges();
 	render_pool_counters();
 	render_histograms();
+	render_budget();
 	pg->data = page.data;
 	pg->len = page.len;
 	pg->cap = page.cap;

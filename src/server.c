@@ -380,7 +380,8 @@ void server_run_internal(struct server *s, const char *sql, bool for_client, ser
 void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
 			const struct server_request_ops *ops, void *arg)
 {
-	server_change_state(s, SV_TESTED);
+	if (s->state != SV_LOGIN)
+		server_change_state(s, SV_TESTED);
 	s->internal = true;
 	s->internal_for_client = false;
 	s->internal_failed = false;

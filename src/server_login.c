@@ -275,13 +275,28 @@ static void keep_param(struct server *s, const uint8_t *body, size_t len)
 	s->n_login_params++;
 }
 
+static server_login_ready_fn ready_hook;
+
+void server_login_set_ready_hook(server_login_ready_fn hook)
+{
+	ready_hook = hook;
+}
+
+/* Logged in: to the hook first, else straight to the pool. */
+static void login_ready(struct server *s)
+{
+	if (ready_hook && ready_hook(s))
+		return;
+	pool_server_ready(s->pool, s);
+}
+
 static void connect_query_done(struct server *s, bool ok)
 {
 	if (!ok) {
 		login_fail(s, "08P01", "connect_query failed");
 		return;
 	}
-	pool_server_ready(s->pool, s);
+	login_ready(s);
 }
 
 static void login_complete(struct server *s, const uint8_t *body, size_t len)
@@ -301,7 +316,7 @@ static void login_complete(struct server *s, const uint8_t *body, size_t len)
 		server_run_internal(s, p->connect_query, false, connect_query_done);
 		return;
 	}
-	pool_server_ready(p, s);
+	login_ready(s);
 }
 
 static bool login_message(struct server *s, uint8_t type, const uint8_t *body, size_t len)
