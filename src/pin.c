@@ -21,9 +21,13 @@ static bool keyword(struct sql_scan *sc, char *out, size_t cap)
 	return found;
 }
 
-static bool is(const char *w, const char *kw)
+/* strcmp for short keywords, inline: a call to libc's strcmp costs more
+ * than comparing "select" byte by byte, and every SELECT asks. */
+static inline bool is(const char *w, const char *kw)
 {
-	return strcmp(w, kw) == 0;
+	while (*w && *w == *kw)
+		w++, kw++;
+	return *w == *kw;
 }
 
 static bool temp_word(const char *w)
