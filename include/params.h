@@ -22,6 +22,14 @@ size_t params_count(void);
 const char *params_name(size_t i);
 /* Index of a tracked name (case-insensitive), or -1. */
 int params_index(const char *name);
+/* Index of name, adding it to the tracked names when it is a valid setting
+ * name and there is room (a client's startup parameter or `options -c`
+ * setting that is not tracked yet); -1 otherwise. */
+int params_track(const char *name);
+/* False for names added by params_track: the server does not report their
+ * values (no ParameterStatus), so tidepool keeps what it set itself and
+ * RESETs them for a client that did not choose them. */
+bool params_is_reported(size_t i);
 
 /* Stores value (NULL clears) as a reference to its interned copy: sets with
  * equal values share one string, so idle clients with the pool's values
@@ -31,8 +39,9 @@ void param_set_clear(struct param_set *ps);
 /* True if want has a value for i that have lacks or differs from: a
  * pointer compare, since values are interned. */
 bool param_set_differs(const struct param_set *want, const struct param_set *have, size_t i);
-/* param_set_differs for any tracked i: one call per link instead of two
- * per parameter. */
+/* param_set_differs for any tracked i, or a setting added by params_track
+ * that have holds and want does not (it must be RESET): one call per link
+ * instead of two per parameter. */
 bool param_set_any_differs(const struct param_set *want, const struct param_set *have);
 
 #endif

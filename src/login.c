@@ -592,6 +592,81 @@ static void handle_password(struct client *c, const uint8_t *body, size_t len)
 	}
 }
 
+/* Next word of an `options` value as PostgreSQL splits it: blanks
+ * separate words, a backslash takes the next character literally. */
+static const char *options_word(const char *p, char *out, size_t cap, bool *too_long)
+{
+	size_t n = 0;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (!*p)
+		return NULL;
+	for (; *p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r'; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		if (n + 1 < cap)
+			out[n++] = *p;
+		else
+			*too_long = true;
+	}
+	out[n] = '\0';
+	return p;
+}
+
+/* One "name=value" of `-c name=value` or `--name=value`: the client's own
+ * setting, tracked like a startup parameter (params_track). */
+static bool take_setting(struct client *c, char *pair)
+{
+	char *eq = strchr(pair, '=');
+	if (!eq) {
+		client_fail(c, "08P01", "options: expected name=value, got \"%s\"", pair);
+		return false;
+	}
+	*eq = '\0';
+	for (char *q = pair; *q; q++)
+		if (*q == '-')
+			*q = '_';   /* --statement-timeout=... as PostgreSQL allows */
+	int idx = params_track(pair);
+	if (idx < 0) {
+		client_fail(c, "08P01", "options: cannot track setting \"%s\" (not a setting name, or too "
+			    "many different ones)", pair);
+		return false;
+	}
+	param_set_put(&c->params, (size_t)idx, eq + 1);
+	return true;
+}
+
+/* The `options` startup parameter: -c name=value (or --name=value) words
+ * become the client's settings, applied on every server it gets. */
+static bool take_options(struct client *c, const char *value)
+{
+	char word[1024];
+	bool too_long = false;
+	const char *p = value;
+	while ((p = options_word(p, word, sizeof(word), &too_long)) != NULL) {
+		if (too_long) {
+			client_fail(c, "08P01", "options: setting too long");
+			return false;
+		}
+		if (strcmp(word, "-c") == 0) {
+			p = options_word(p, word, sizeof(word), &too_long);
+			if (!p || too_long) {
+				client_fail(c, "08P01", "options: -c needs name=value");
+				return false;
+			}
+			if (!take_setting(c, word))
+				return false;
+		} else if (strncmp(word, "-c", 2) == 0 || strncmp(word, "--", 2) == 0) {
+			if (!take_setting(c, word + 2))
+				return false;
+		} else {
+			client_fail(c, "08P01", "options: only -c name=value is supported, not \"%s\"", word);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Applies one startup parameter; false after failing the client. */
 static bool take_param(struct client *c, const struct config *cfg, const char *name, const char *value)
 {
@@ -614,6 +689,8 @@ static bool take_param(struct client *c, const struct config *cfg, const char *n
 	}
 	if (config_list_contains(cfg->ignore_startup_parameters, name))
 		return true;
+	if (strcmp(name, "options") == 0)
+		return take_options(c, value);
 	client_fail(c, "08P01", "unsupported startup parameter: %s", name);
 	return false;
 }

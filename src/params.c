@@ -20,6 +20,7 @@ static const char *const default_names[] = {
 };
 static char *names[PARAMS_MAX];
 static size_t n_names;
+static size_t n_configured;   /* names[0..n_configured) come from the config */
 
 static void add_name(const char *name, size_t len)
 {
@@ -50,6 +51,33 @@ void params_set_tracked(const char *extra)
 		if (p > start)
 			add_name(start, (size_t)(p - start));
 	}
+	n_configured = n_names;
+}
+
+/* A setting name as PostgreSQL spells them: letters, digits, _ and the
+ * dot of a custom class. Anything else cannot be put in a SET. */
+static bool valid_setting_name(const char *name)
+{
+	if (!name[0] || strlen(name) > 63 || isdigit((unsigned char)name[0]))
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+int params_track(const char *name)
+{
+	int idx = params_index(name);
+	if (idx >= 0 || !valid_setting_name(name) || n_names == PARAMS_MAX)
+		return idx;
+	names[n_names] = xstrdup(name);
+	return (int)n_names++;
+}
+
+bool params_is_reported(size_t i)
+{
+	return i < n_configured;
 }
 
 size_t params_count(void)
@@ -172,8 +200,11 @@ bool param_set_differs(const struct param_set *want, const struct param_set *hav
 
 bool param_set_any_differs(const struct param_set *want, const struct param_set *have)
 {
-	for (size_t i = 0; i < n_names; i++)
+	for (size_t i = 0; i < n_names; i++) {
 		if (want->values[i] && want->values[i] != have->values[i])
 			return true;
+		if (!want->values[i] && have->values[i] && i >= n_configured)
+			return true;   /* a setting of another client to RESET */
+	}
 	return false;
 }

@@ -716,7 +716,9 @@ static void server_resume(struct conn *conn)
 }
 
 /* Builds "SET a = 'x'; SET b = 'y'" for the tracked parameters the client
- * wants and the backend does not have. Returns false if none differ. */
+ * wants and the backend does not have, and "RESET c" for a setting another
+ * client left that this one did not choose (settings the server does not
+ * report, see params_is_reported). Returns false if nothing differs. */
 static bool build_param_sync(const struct server *s, const struct client *c, char *sql, size_t cap)
 {
 	size_t len = 0;
@@ -724,12 +726,23 @@ static bool build_param_sync(const struct server *s, const struct client *c, cha
 	if (!param_set_any_differs(&c->params, &s->params))
 		return false;   /* the usual case, at every link */
 	for (size_t i = 0, count = params_count(); i < count; i++) {
-		if (!param_set_differs(&c->params, &s->params, i))
+		int n;
+		if (!c->params.values[i] && s->params.values[i] && !params_is_reported(i)) {
+			n = snprintf(sql + len, cap - len, "RESET %s;", params_name(i));
+		} else if (param_set_differs(&c->params, &s->params, i)) {
+			char lit[600];
+			if (!proto_quote_literal(c->params.values[i], lit, sizeof(lit)))
+				continue;
+			/* set_config takes the value as a startup parameter gives it
+			 * (a list such as search_path stays a list) */
+			if (params_is_reported(i))
+				n = snprintf(sql + len, cap - len, "SET %s = %s;", params_name(i), lit);
+			else
+				n = snprintf(sql + len, cap - len, "SELECT pg_catalog.set_config('%s', %s, false);",
+					     params_name(i), lit);
+		} else {
 			continue;
-		char lit[600];
-		if (!proto_quote_literal(c->params.values[i], lit, sizeof(lit)))
-			continue;
-		int n = snprintf(sql + len, cap - len, "SET %s = %s;", params_name(i), lit);
+		}
 		if (n < 0 || (size_t)n >= cap - len)
 			break;
 		len += (size_t)n;
@@ -738,15 +751,28 @@ static bool build_param_sync(const struct server *s, const struct client *c, cha
 }
 
 /* The SET for the client's parameters finished: the backend's values are now
- * the canonical form of what the client asked for. */
+ * the canonical form of what the client asked for; for settings the server
+ * does not report, what was SET or RESET is remembered here. */
 static void param_sync_done(struct server *s, bool ok)
 {
 	struct client *c = s->client;
 	if (c && ok)
-		for (size_t i = 0; i < params_count(); i++)
-			if (c->params.values[i] && s->params.values[i])
+		for (size_t i = 0; i < params_count(); i++) {
+			if (!params_is_reported(i))
+				param_set_put(&s->params, i, c->params.values[i]);
+			else if (c->params.values[i] && s->params.values[i])
 				param_set_put(&c->params, i, s->params.values[i]);
+		}
 	client_linked(s, ok);
+}
+
+/* A server_reset_query with DISCARD ALL or RESET ALL ran: settings the
+ * server does not report are back at their defaults. */
+static void forget_unreported_params(struct server *s)
+{
+	for (size_t i = 0; i < params_count(); i++)
+		if (!params_is_reported(i))
+			param_set_put(&s->params, i, NULL);
 }
 
 void server_link(struct server *s, struct client *c)
@@ -771,6 +797,9 @@ static void reset_done(struct server *s, bool ok)
 		server_close(s, "reset query failed");
 		return;
 	}
+	const char *q = config_current()->server_reset_query;
+	if (strcasestr(q, "discard all") || strcasestr(q, "reset all"))
+		forget_unreported_params(s);
 	pool_server_ready(s->pool, s);
 }
 

@@ -315,8 +315,11 @@ def test_user_switches_account(tidepool, pg):
     if os.getuid() != 0:
         pytest.skip("needs root to change user")
     tp = tidepool(user="postgres")
-    uid = [l for l in open("/proc/%d/status" % tp.pid) if l.startswith("Uid:")][0].split()[1]
-    assert int(uid) == __import__("pwd").getpwnam("postgres").pw_uid
+    want = __import__("pwd").getpwnam("postgres").pw_uid
+
+    def uid():   # the listener opens just before the switch
+        return int([l for l in open("/proc/%d/status" % tp.pid) if l.startswith("Uid:")][0].split()[1])
+    wait_until(lambda: uid() == want, 10)
     with tp.connect(user="app") as c:
         assert c.execute("select 1").fetchone()[0] == 1
 
@@ -370,3 +373,37 @@ def test_idle_server_of_another_pool_is_closed_for_a_waiting_client(tidepool, pg
     assert "evicted for another pool: %s reached" % limit in tp.log()
     # the limit held throughout: never two servers of the database or user
     assert len(pg.backends(dbname="appdb", user=role)) == 0
+
+
+# ------------------------------------------------------ startup options
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_options_settings_are_the_clients_own(tidepool, pg, role, mode):
+    """libpq's options=-c name=value: applied on every server the client
+    gets, and never left behind for another client."""
+    tp = tidepool(pool_mode=mode, default_pool_size=1)
+    opts = r"-c statement_timeout=4321 -c lock_timeout=1234 --search-path=myschema,public -capplication_name=my\ app"
+    with tp.connect(user=role, options=opts) as a:
+        for _ in range(3):
+            row = a.execute("select current_setting('statement_timeout'), "
+                            "current_setting('lock_timeout'), current_setting('search_path'), "
+                            "current_setting('application_name')").fetchone()
+            assert row == ("4321ms", "1234ms", "myschema,public", "my app"), row
+        # a statement longer than the client's statement_timeout is canceled
+        if mode == "transaction":
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                a.execute("select pg_sleep(5)")
+    with tp.connect(user=role) as b:
+        row = b.execute("select current_setting('statement_timeout'), "
+                        "current_setting('lock_timeout')").fetchone()
+        assert row == ("0", "0"), row
+    with tp.connect(user=role, options="-c TimeZone=Asia/Tokyo") as c:
+        assert c.execute("show timezone").fetchone()[0] == "Asia/Tokyo"
+
+
+def test_options_other_than_settings_are_refused(tidepool, role):
+    tp = tidepool()
+    with pytest.raises(psycopg.OperationalError, match="only -c name=value"):
+        tp.connect(user=role, options="-d 5")
+    with pytest.raises(psycopg.OperationalError, match="not a setting name"):
+        tp.connect(user=role, options="-c bad;name=1")
