@@ -222,7 +222,12 @@ listen_addr = 127.0.0.1
 listen_port = $LISTEN_PORT
 unix_socket_dir = $QS
 auth_type = trust
-pool_mode = session
+;; transaction pooling, what tidepool is for: a client holds a server only
+;; for the length of a transaction. Session-level state (SET, LISTEN,
+;; advisory locks, temp tables) pins the client to its server
+;; (pin_session_state). For one server per client connection:
+;; pool_mode = session
+pool_mode = transaction
 default_pool_size = 20
 max_client_conn = 100
 admin_users = postgres

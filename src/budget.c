@@ -333,9 +333,11 @@ void budget_print_check(const struct config *cfg)
 		const struct budget_target *t = &targets[i];
 		if (!t->present)
 			continue;
-		printf("budget: %s:%d this_process_max %lld, x expected_replicas %d = fleet_max %lld\n",
+		printf("budget: %s:%d this_process_max %lld, x expected_replicas %d = fleet_max %lld%s%s%s\n",
 		       t->host[0] ? t->host : "(unix socket)", t->port, t->this_process_max,
-		       cfg->expected_replicas, fleet_of(t, cfg->expected_replicas));
+		       cfg->expected_replicas, fleet_of(t, cfg->expected_replicas),
+		       cfg->replicas_dns_name[0] ? " (until replicas_dns_name " : "",
+		       cfg->replicas_dns_name, cfg->replicas_dns_name[0] ? " resolves)" : "");
 	}
 }
 
