@@ -193,6 +193,7 @@ struct config {
 
 	int peer_id;
 	char *service_name;
+	char *workers;                /* "1".."1024" or "auto"; see config_workers */
 
 	/* backend budget (budget.h) */
 	int expected_replicas;
@@ -228,6 +229,14 @@ typedef void (*config_warn_fn)(const char *file, int line, const char *msg);
 /* Parses path and the files it names into a new snapshot. NULL on error,
  * with every problem appended to errs. */
 struct config *config_load(const char *path, struct config_errors *errs, config_warn_fn warn);
+/* The number the workers key asks for; auto is ncpus (what the process
+ * may use: its affinity mask, bounded by a cgroup CPU quota). */
+int config_workers(const struct config *cfg, int ncpus);
+/* In a worker process: every snapshot loaded from now on (and cfg) gets
+ * peer_id = id and one [peers] entry per worker, whose address is the
+ * abstract unix socket dir "@<prefix>.<i>". */
+void config_set_worker(int id, int n, const char *prefix);
+void config_apply_worker(struct config *cfg);
 void config_free(struct config *cfg);
 
 /* The current snapshot, the only way to reach settings; read-only for all

@@ -5,6 +5,7 @@
 #define TIDEPOOL_HTTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -14,6 +15,19 @@ bool http_start(const struct config *cfg);
 /* After a reload: moves the endpoint if the address or port changed. When
  * the new address cannot be bound the old one keeps serving. */
 void http_apply_config(const struct config *cfg);
+/* What the pages say. The default is this process's own (metrics.c); the
+ * supervisor of workers puts in pages that speak for all of them. */
+struct http_pages {
+	/* NULL when ready, else why not (written into buf). */
+	const char *(*unready_reason)(char *buf, size_t len);
+	/* The /metrics page, valid until release(*handle); NULL: answer 503. */
+	const char *(*metrics)(size_t *len, void **handle);
+	void (*release)(void *handle);
+};
+void http_set_pages(const struct http_pages *p);
+/* Also serves the pages on a Linux abstract unix socket: a worker's
+ * private endpoint, which its supervisor reads. */
+bool http_start_abstract(const char *name);
 /* Closes the listening sockets and every HTTP connection. */
 void http_stop(void);
 

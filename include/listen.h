@@ -11,8 +11,19 @@
 typedef void (*listen_accept_fn)(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
 
 /* Opens all listeners; each accepted socket goes to accept_fn. False
- * (after logging why) if none could be opened. */
+ * (after logging why) if none could be opened. listen_open + listen_serve. */
 bool listen_start(const struct config *cfg, listen_accept_fn accept_fn);
+/* Opens the listening sockets without accepting yet (no event loop is
+ * needed): the supervisor of workers opens them once and every worker
+ * inherits them, so a worker that stops or dies loses no queued
+ * connection. */
+bool listen_open(const struct config *cfg);
+/* Starts accepting on every open listener. shared: other processes accept
+ * on the same sockets (workers): take one connection per wake-up. */
+void listen_serve(listen_accept_fn accept_fn, bool shared);
+/* One more listener on a Linux abstract unix socket (a worker's private
+ * address, which its peers forward cancel requests to). */
+bool listen_add_abstract(const char *name, int backlog);
 /* Stops accepting and closes every listening socket (removes the unix socket). */
 void listen_stop(void);
 /* Pauses or resumes accepting without closing sockets. */

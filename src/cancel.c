@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,19 +261,27 @@ static const struct peer_config *find_peer(int id)
 	return NULL;
 }
 
-/* A peer's address: "/dir" is its unix socket dir, an IP literal is used as
- * it is, a name goes through the DNS cache. */
+/* A peer's address: "/dir" is its unix socket dir, "@name" a Linux
+ * abstract unix socket dir (as PgBouncer's unix_socket_dir takes it; the
+ * built-in workers use these), an IP literal is used as it is, a name goes
+ * through the DNS cache. */
 static enum dns_result peer_address(const struct peer_config *pc, struct sockaddr_storage *ss,
 				    socklen_t *len, const char **err)
 {
 	memset(ss, 0, sizeof(*ss));
-	if (pc->host[0] == '/') {
+	if (pc->host[0] == '/' || pc->host[0] == '@') {
 		struct sockaddr_un *un = (struct sockaddr_un *)ss;
 		un->sun_family = AF_UNIX;
 		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", pc->host, pc->port);
-		*len = sizeof(*un);
 		*err = "unix socket path too long";
-		return n > 0 && (size_t)n < sizeof(un->sun_path) ? DNS_READY : DNS_FAILED;
+		if (n <= 0 || (size_t)n >= sizeof(un->sun_path))
+			return DNS_FAILED;
+		*len = sizeof(*un);
+		if (pc->host[0] == '@') {   /* abstract: a leading NUL, and the length is exact */
+			un->sun_path[0] = '\0';
+			*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n);
+		}
+		return DNS_READY;
 	}
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;

@@ -263,6 +263,9 @@ static const struct key_def main_keys[] = {
 	KEY(unix_socket_mode, KT_OCTAL, "0777", 0, 0777, NR, IM, "permissions of the unix socket"),
 	K_STR(user, "", NR, IM, "user to switch to after start"),
 	K_INT(verbose, "0", 0, 100, RL, IM, "log detail: 1 debug, 2 and more noise"),
+	K_STR(workers, "1", NR, IM,
+	      "worker processes sharing the listening sockets, peered with each other: a number, or auto "
+	      "for the CPUs the process may use"),
 };
 
 #define N_MAIN_KEYS ARRAY_SIZE(main_keys)
@@ -801,6 +804,51 @@ static void parse_peer(struct loader *ld, const char *name, const char *val)
 
 /* ---- the main section ---- */
 
+int config_workers(const struct config *cfg, int ncpus)
+{
+	if (strcasecmp(cfg->workers, "auto") == 0)
+		return ncpus > 0 ? ncpus : 1;
+	char *end;
+	long n = strtol(cfg->workers, &end, 10);
+	return end != cfg->workers && *end == '\0' && n >= 1 && n <= 1024 ? (int)n : 0;
+}
+
+static struct {
+	int id, n;
+	char prefix[64];
+} worker;
+
+void config_set_worker(int id, int n, const char *prefix)
+{
+	worker.id = id;
+	worker.n = n;
+	strlcpy_safe(worker.prefix, prefix, sizeof(worker.prefix));
+}
+
+void config_apply_worker(struct config *cfg)
+{
+	if (worker.id <= 0)
+		return;
+	for (size_t i = 0; i < cfg->n_peers; i++) {
+		free(cfg->peers[i]->host);
+		free(cfg->peers[i]);
+	}
+	free(cfg->peers);
+	cfg->peers = xcalloc((size_t)worker.n, sizeof(*cfg->peers));
+	cfg->n_peers = (size_t)worker.n;
+	for (int i = 0; i < worker.n; i++) {
+		struct peer_config *pc = xcalloc(1, sizeof(*pc));
+		char host[96];
+		snprintf(host, sizeof(host), "@%s.%d", worker.prefix, i + 1);
+		pc->peer_id = i + 1;
+		pc->host = xstrdup(host);
+		pc->port = cfg->listen_port;
+		pc->pool_size = -1;
+		cfg->peers[i] = pc;
+	}
+	cfg->peer_id = worker.id;
+}
+
 static struct config *config_new(void);
 
 /* A key tidepool does not honour may only be written with its default
@@ -1216,6 +1264,16 @@ static void validate(struct loader *ld)
 		error_at(ld, w.file, w.line, "auth_type = %s is not supported by this build of tidepool",
 			 config_auth_type_name(cfg->auth_type));
 	}
+	if (config_workers(cfg, 1) < 1) {
+		w = key_where(ld, "workers");
+		error_at(ld, w.file, w.line, "workers must be a number from 1 to 1024, or auto");
+	}
+	if (strcmp(cfg->workers, "1") != 0 && (cfg->peer_id > 0 || cfg->n_peers > 0)) {
+		w = key_where(ld, cfg->peer_id > 0 ? "peer_id" : "workers");
+		error_at(ld, w.file, w.line,
+			 "workers = %s peers its workers itself: leave out peer_id and [peers] "
+			 "(or run separate processes with so_reuseport instead)", cfg->workers);
+	}
 	if (cfg->auth_type == AUTH_TYPE_CERT &&
 	    (strcmp(cfg->client_tls_sslmode, "disable") == 0 || !cfg->client_tls_ca_file[0])) {
 		w = key_where(ld, "auth_type");
@@ -1260,6 +1318,7 @@ struct config *config_load(const char *path, struct config_errors *errs, config_
 		config_free(ld.cfg);
 		return NULL;
 	}
+	config_apply_worker(ld.cfg);
 	return ld.cfg;
 }
 

@@ -21,7 +21,9 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -49,6 +51,33 @@ struct http_binding {
 
 static struct evhttp *server;
 static struct http_binding current;
+static struct evhttp_bound_socket *private_sock;   /* a worker's abstract socket */
+
+/* This process's own pages (metrics.c). */
+static const char *own_metrics(size_t *len, void **handle)
+{
+	if (metrics_pages_in_flight() > HTTP_MAX_PAGE_BYTES)
+		return NULL;
+	struct metrics_page *pg = metrics_page_render();
+	*len = pg->len;
+	*handle = pg;
+	return pg->data;
+}
+
+static void own_release(void *handle)
+{
+	metrics_page_release(handle);
+}
+
+static const struct http_pages own_pages = {
+	.unready_reason = metrics_unready_reason, .metrics = own_metrics, .release = own_release,
+};
+static const struct http_pages *pages = &own_pages;
+
+void http_set_pages(const struct http_pages *p)
+{
+	pages = p ? p : &own_pages;
+}
 
 /* ---------------------------------------------------------------- answers */
 
@@ -81,7 +110,7 @@ static void serve_livez(struct evhttp_request *req)
 static void serve_readyz(struct evhttp_request *req)
 {
 	char buf[300], line[340];
-	const char *why = metrics_unready_reason(buf, sizeof(buf));
+	const char *why = pages->unready_reason(buf, sizeof(buf));
 	if (!why) {
 		http_text(req, 200, "OK", "ready\n");
 		return;
@@ -90,31 +119,33 @@ static void serve_readyz(struct evhttp_request *req)
 	http_text(req, 503, "Service Unavailable", line);
 }
 
-static void page_sent(const void *data, size_t len, void *page)
+static void page_sent(const void *data, size_t len, void *handle)
 {
-	metrics_page_release(page);
+	pages->release(handle);
 }
 
 /* The page is handed to libevent by reference (no copy) and given back
  * when written or when the connection goes away. */
 static void serve_metrics(struct evhttp_request *req)
 {
-	if (metrics_pages_in_flight() > HTTP_MAX_PAGE_BYTES) {
+	size_t len = 0;
+	void *handle = NULL;
+	const char *data = pages->metrics(&len, &handle);
+	if (!data) {
 		http_text(req, 503, "Service Unavailable", "too many scrapes in flight\n");
 		return;
 	}
-	struct metrics_page *pg = metrics_page_render();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", METRICS_CONTENT_TYPE);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		char n[32];
-		snprintf(n, sizeof(n), "%zu", pg->len);
+		snprintf(n, sizeof(n), "%zu", len);
 		evhttp_add_header(h, "Content-Length", n);
-		metrics_page_release(pg);
-	} else if (evbuffer_add_reference(evhttp_request_get_output_buffer(req), pg->data, pg->len,
-					  page_sent, pg) < 0) {
-		metrics_page_release(pg);
+		pages->release(handle);
+	} else if (evbuffer_add_reference(evhttp_request_get_output_buffer(req), data, len,
+					  page_sent, handle) < 0) {
+		pages->release(handle);
 	}
 	/* libevent writes 16 KiB per loop pass by default: a big page would
 	 * take dozens of passes to leave. */
@@ -293,10 +324,33 @@ void http_apply_config(const struct config *cfg)
 	log_info("metrics endpoint now on %s:%d", current.addr, current.port);
 }
 
+bool http_start_abstract(const char *name)
+{
+	http_create();
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	size_t n = strlen(name);
+	int fd = n + 1 <= sizeof(un.sun_path) && server
+			 ? socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	if (fd < 0)
+		return false;
+	memcpy(un.sun_path + 1, name, n);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	if (bind(fd, (struct sockaddr *)&un, len) < 0 || listen(fd, HTTP_BACKLOG) < 0 ||
+	    !(private_sock = evhttp_accept_socket_with_handle(server, fd))) {
+		log_error("worker endpoint @%s: %s", name, strerror(errno));
+		close(fd);
+		return false;
+	}
+	return true;
+}
+
 void http_stop(void)
 {
 	if (!server)
 		return;
+	if (private_sock)
+		evhttp_del_accept_socket(server, private_sock);
+	private_sock = NULL;
 	binding_close(&current);
 	evhttp_free(server);   /* closes every open HTTP connection */
 	server = NULL;

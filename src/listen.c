@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,12 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static int n_listeners;
 static char unix_path[108];
+static pid_t unix_path_owner;   /* the process that made unix_path removes it */
 static listen_accept_fn on_accepted;
+/* Sockets shared with other processes (workers): one accept per wake-up,
+ * so that every worker woken for a burst of connections takes its turn
+ * rather than the first one taking the whole queue. */
+static int accepts_per_event = ACCEPTS_PER_EVENT;
 
 void listen_tune_socket(int fd, const struct config *cfg)
 {
@@ -62,7 +68,7 @@ void listen_tune_socket(int fd, const struct config *cfg)
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
-	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+	for (int i = 0; i < accepts_per_event; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -86,8 +92,11 @@ static bool add_listener(int fd, bool is_unix)
 	struct listener *l = &listeners[n_listeners++];
 	l->fd = fd;
 	l->is_unix = is_unix;
-	l->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, on_accept, l);
-	event_add(l->ev, NULL);
+	l->ev = NULL;
+	if (on_accepted) {   /* serving already: accept from now on */
+		l->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, on_accept, l);
+		event_add(l->ev, NULL);
+	}
 	return true;
 }
 
@@ -192,12 +201,53 @@ static bool listen_unix(const struct config *cfg)
 		return false;
 	}
 	strlcpy_safe(unix_path, un.sun_path, sizeof(unix_path));
+	unix_path_owner = getpid();
 	return add_listener(fd, true);
 }
 
 bool listen_start(const struct config *cfg, listen_accept_fn accept_fn)
 {
+	if (!listen_open(cfg))
+		return false;
+	listen_serve(accept_fn, false);
+	return true;
+}
+
+void listen_serve(listen_accept_fn accept_fn, bool shared)
+{
 	on_accepted = accept_fn;
+	accepts_per_event = shared ? 1 : ACCEPTS_PER_EVENT;
+	for (int i = 0; i < n_listeners; i++) {
+		struct listener *l = &listeners[i];
+		if (!l->ev)
+			l->ev = event_new(loop_base(), l->fd, EV_READ | EV_PERSIST, on_accept, l);
+		event_add(l->ev, NULL);
+	}
+}
+
+bool listen_add_abstract(const char *name, int backlog)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	size_t n = strlen(name);
+	if (n + 1 > sizeof(un.sun_path)) {
+		log_error("abstract socket name too long: %s", name);
+		return false;
+	}
+	memcpy(un.sun_path + 1, name, n);   /* sun_path[0] = 0: Linux's abstract namespace */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	if (bind(fd, (struct sockaddr *)&un, len) < 0 || listen(fd, backlog) < 0) {
+		log_error("cannot listen on abstract unix socket @%s: %s", name, strerror(errno));
+		close(fd);
+		return false;
+	}
+	return add_listener(fd, true);
+}
+
+bool listen_open(const struct config *cfg)
+{
 	char *addrs = xstrdup(cfg->listen_addr);
 	bool ok = true;
 	for (char *save = NULL, *tok = strtok_r(addrs, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
@@ -223,6 +273,8 @@ bool listen_start(const struct config *cfg, listen_accept_fn accept_fn)
 void listen_pause(bool pause)
 {
 	for (int i = 0; i < n_listeners; i++) {
+		if (!listeners[i].ev)
+			continue;
 		if (pause)
 			event_del(listeners[i].ev);
 		else
@@ -233,12 +285,15 @@ void listen_pause(bool pause)
 void listen_stop(void)
 {
 	for (int i = 0; i < n_listeners; i++) {
-		event_free(listeners[i].ev);
+		if (listeners[i].ev)
+			event_free(listeners[i].ev);
 		close(listeners[i].fd);
 	}
 	n_listeners = 0;
+	on_accepted = NULL;
 	if (unix_path[0]) {
-		unlink(unix_path);
+		if (unix_path_owner == getpid())   /* not a worker's inherited copy */
+			unlink(unix_path);
 		unix_path[0] = '\0';
 	}
 }

@@ -39,6 +39,7 @@
 #include "pool.h"
 #include "reload.h"
 #include "server.h"
+#include "workers.h"
 #include "client.h"
 
 #include "autoconf.h"
@@ -61,11 +62,15 @@ struct shutdown_state {
 
 static struct shutdown_state sd;
 
+/* 1..n in a worker of `workers = n` (whose supervisor owns metrics_port and
+ * the pidfile), 0 in a process on its own. */
+static int worker_id;
+
 /* lifecycle's actions: a reload, and a snapshot from admin SET. */
 static bool reload_action(char **errors)
 {
 	bool ok = reload_config(errors);
-	if (ok)
+	if (ok && !worker_id)
 		http_apply_config(config_current());
 	return ok;
 }
@@ -73,7 +78,8 @@ static bool reload_action(char **errors)
 static void install_action(struct config *cfg)
 {
 	reload_swap(cfg);
-	http_apply_config(config_current());
+	if (!worker_id)
+		http_apply_config(config_current());
 }
 
 /* SUSPEND: the listener stops, sockets park once they have input; RESUME
@@ -522,14 +528,41 @@ int main(int argc, char **argv)
 	if (o.daemon)
 		daemonize(cfg);
 	write_pidfile(cfg->pidfile);
+	int n_workers = config_workers(cfg, workers_cpus());
+	if (n_workers > 1) {
+		int code = 0;
+		if (!listen_open(cfg) || !drop_privileges(cfg->user))
+			return 1;
+		worker_id = workers_run(cfg, n_workers, &code);
+		if (worker_id == 0) {
+			if (cfg->pidfile[0])
+				unlink(cfg->pidfile);
+			reload_free();
+			return code;
+		}
+		config_set_worker(worker_id, n_workers, workers_prefix());
+		config_apply_worker(cfg);
+	}
 	params_set_tracked(cfg->track_extra_parameters);
 	iobuf_set_default_size((uint32_t)cfg->pkt_buf);
 	loop_init();
-	if (!listen_start(cfg, client_accept))
-		return 1;
-	(void)http_start(cfg);
-	if (!drop_privileges(cfg->user))
-		return 1;
+	if (worker_id) {
+		char name[96];
+		listen_serve(client_accept, true);
+		snprintf(name, sizeof(name), "%s.%d/.s.PGSQL.%d", workers_prefix(), worker_id, cfg->listen_port);
+		if (!listen_add_abstract(name, cfg->listen_backlog))
+			return 1;
+		snprintf(name, sizeof(name), "%s.%d/http", workers_prefix(), worker_id);
+		if (!http_start_abstract(name))
+			return 1;
+		log_info("worker %d of %d", worker_id, n_workers);
+	} else {
+		if (!listen_start(cfg, client_accept))
+			return 1;
+		(void)http_start(cfg);
+		if (!drop_privileges(cfg->user))
+			return 1;
+	}
 	signals_start();
 	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
@@ -546,7 +579,7 @@ int main(int argc, char **argv)
 	http_stop();
 	dns_free();
 	signals_stop();
-	if (config_current()->pidfile[0])
+	if (config_current()->pidfile[0] && !worker_id)
 		unlink(config_current()->pidfile);
 	pool_free_all();
 	conn_linger_free_all();

@@ -1,0 +1,22 @@
+/* workers: `workers = N` worker processes sharing the listening sockets,
+ * peered with each other, under one supervisor (see workers.c). */
+#ifndef TIDEPOOL_WORKERS_H
+#define TIDEPOOL_WORKERS_H
+
+#include "config.h"
+
+/* The CPUs this process may use: its affinity mask, bounded by a cgroup v2
+ * CPU quota (for workers = auto). */
+int workers_cpus(void);
+/* With the listening sockets open (listen_open) and no event loop yet:
+ * forks n workers and supervises them. Returns the worker's id (1..n) in
+ * each worker, which then runs as an ordinary tidepool process; in the
+ * supervisor returns 0 once every worker has exited after a shutdown,
+ * with the process's exit status in *exit_code. */
+int workers_run(const struct config *cfg, int n, int *exit_code);
+/* "tidepool.<supervisor pid>": worker i's private abstract unix socket
+ * directory is "@<prefix>.<i>" (its pooler socket .s.PGSQL.<port> and its
+ * HTTP endpoint "http" live there). */
+const char *workers_prefix(void);
+
+#endif
