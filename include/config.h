@@ -229,9 +229,9 @@ typedef void (*config_warn_fn)(const char *file, int line, const char *msg);
 /* Parses path and the files it names into a new snapshot. NULL on error,
  * with every problem appended to errs. */
 struct config *config_load(const char *path, struct config_errors *errs, config_warn_fn warn);
-/* The number the workers key asks for; auto is ncpus (what the process
- * may use: its affinity mask, bounded by a cgroup CPU quota). */
-int config_workers(const struct config *cfg, int ncpus);
+/* The number of worker processes the workers key asks for (auto: the CPUs
+ * the process may use, usable_cpus); 0 if the value is not valid. */
+int config_workers(const struct config *cfg);
 /* In a worker process: every snapshot loaded from now on (and cfg) gets
  * peer_id = id and one [peers] entry per worker, whose address is the
  * abstract unix socket dir "@<prefix>.<i>". */

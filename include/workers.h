@@ -5,9 +5,6 @@
 
 #include "config.h"
 
-/* The CPUs this process may use: its affinity mask, bounded by a cgroup v2
- * CPU quota (for workers = auto). */
-int workers_cpus(void);
 /* With the listening sockets open (listen_open) and no event loop yet:
  * forks n workers and supervises them. Returns the worker's id (1..n) in
  * each worker, which then runs as an ordinary tidepool process; in the

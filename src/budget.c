@@ -40,9 +40,11 @@ static size_t n_targets;
 static int dns_replicas = -1;          /* addresses of replicas_dns_name, -1 unknown */
 static const struct config *last_cfg;  /* a reload clears the failed marks */
 
+static int workers_per_replica = 1;   /* workers = N: each worker has pools of its own */
+
 static long long fleet_of(const struct budget_target *t, int replicas)
 {
-	return t->this_process_max * replicas;
+	return t->this_process_max * workers_per_replica * replicas;
 }
 
 static struct budget_target *target_get(const char *host, int port)
@@ -117,6 +119,7 @@ static long long entry_most(const struct config *cfg, const struct db_config *d)
 
 static void compute(const struct config *cfg)
 {
+	workers_per_replica = config_workers(cfg) > 1 ? config_workers(cfg) : 1;
 	for (size_t i = 0; i < n_targets; i++) {
 		targets[i].present = false;
 		targets[i].this_process_max = 0;
@@ -333,8 +336,11 @@ void budget_print_check(const struct config *cfg)
 		const struct budget_target *t = &targets[i];
 		if (!t->present)
 			continue;
-		printf("budget: %s:%d this_process_max %lld, x expected_replicas %d = fleet_max %lld%s%s%s\n",
-		       t->host[0] ? t->host : "(unix socket)", t->port, t->this_process_max,
+		char per_replica[32] = "";
+		if (workers_per_replica > 1)
+			snprintf(per_replica, sizeof(per_replica), " x workers %d", workers_per_replica);
+		printf("budget: %s:%d this_process_max %lld,%s x expected_replicas %d = fleet_max %lld%s%s%s\n",
+		       t->host[0] ? t->host : "(unix socket)", t->port, t->this_process_max, per_replica,
 		       cfg->expected_replicas, fleet_of(t, cfg->expected_replicas),
 		       cfg->replicas_dns_name[0] ? " (until replicas_dns_name " : "",
 		       cfg->replicas_dns_name, cfg->replicas_dns_name[0] ? " resolves)" : "");

@@ -804,10 +804,10 @@ static void parse_peer(struct loader *ld, const char *name, const char *val)
 
 /* ---- the main section ---- */
 
-int config_workers(const struct config *cfg, int ncpus)
+int config_workers(const struct config *cfg)
 {
 	if (strcasecmp(cfg->workers, "auto") == 0)
-		return ncpus > 0 ? ncpus : 1;
+		return usable_cpus();
 	char *end;
 	long n = strtol(cfg->workers, &end, 10);
 	return end != cfg->workers && *end == '\0' && n >= 1 && n <= 1024 ? (int)n : 0;
@@ -1264,7 +1264,7 @@ static void validate(struct loader *ld)
 		error_at(ld, w.file, w.line, "auth_type = %s is not supported by this build of tidepool",
 			 config_auth_type_name(cfg->auth_type));
 	}
-	if (config_workers(cfg, 1) < 1) {
+	if (config_workers(cfg) < 1) {
 		w = key_where(ld, "workers");
 		error_at(ld, w.file, w.line, "workers must be a number from 1 to 1024, or auto");
 	}

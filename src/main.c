@@ -528,7 +528,7 @@ int main(int argc, char **argv)
 	if (o.daemon)
 		daemonize(cfg);
 	write_pidfile(cfg->pidfile);
-	int n_workers = config_workers(cfg, workers_cpus());
+	int n_workers = config_workers(cfg);
 	if (n_workers > 1) {
 		int code = 0;
 		if (!listen_open(cfg) || !drop_privileges(cfg->user))

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,4 +94,25 @@ bool parse_bool(const char *s, bool *out)
 		if (strcasecmp(s, no[i]) == 0) { *out = false; return true; }
 	}
 	return false;
+}
+
+/* The CPUs this process may run on, bounded by a cgroup v2 CPU quota
+ * (cpu.max "quota period", rounded up). */
+int usable_cpus(void)
+{
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+	if (f) {
+		char quota[32];
+		long long period = 0;
+		if (fscanf(f, "%31s %lld", quota, &period) == 2 && strcmp(quota, "max") != 0 && period > 0) {
+			long long q = atoll(quota);
+			int limit = (int)((q + period - 1) / period);
+			if (limit >= 1 && limit < n)
+				n = limit;
+		}
+		fclose(f);
+	}
+	return n > 0 ? n : 1;
 }

@@ -62,29 +62,6 @@ static int child_id;           /* set in a worker forked from inside the loop */
 static const int forwarded[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
 static struct event *sig_events[ARRAY_SIZE(forwarded) + 1];   /* + SIGCHLD */
 
-/* ---------------------------------------------------------------- CPUs */
-
-/* The CPUs this process may run on, bounded by a cgroup v2 CPU quota
- * (cpu.max "quota period", rounded up). */
-int workers_cpus(void)
-{
-	cpu_set_t set;
-	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-	if (f) {
-		char quota[32];
-		long long period = 0;
-		if (fscanf(f, "%31s %lld", quota, &period) == 2 && strcmp(quota, "max") != 0 && period > 0) {
-			long long q = atoll(quota);
-			int limit = (int)((q + period - 1) / period);
-			if (limit >= 1 && limit < n)
-				n = limit;
-		}
-		fclose(f);
-	}
-	return n > 0 ? n : 1;
-}
-
 /* --------------------------------------------------------- starting them */
 
 static void after_fork_in_child(void);

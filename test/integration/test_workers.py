@@ -160,3 +160,12 @@ def test_workers_refuse_hand_written_peering(tmp_path):
                  "[databases]\nx = host=127.0.0.1\n" % SECTION)
     rc, out = run_check(path)
     assert rc == 1 and mentions_line(out, "w.ini", 3) and "peers its workers itself" in out, out
+
+
+def test_check_counts_every_worker_in_the_budget(tmp_path):
+    path = write(tmp_path / "b.ini", "[%s]\nlisten_port = 6432\nworkers = 3\ndefault_pool_size = 10\n"
+                 "expected_replicas = 2\n[databases]\na = host=10.1.1.1 port=5432\n" % SECTION)
+    rc, out = run_check(path)
+    assert rc == 0, out
+    assert "budget: 10.1.1.1:5432 this_process_max 10, x workers 3 x expected_replicas 2 = " \
+           "fleet_max 60" in out, out
