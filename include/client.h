@@ -9,7 +9,7 @@
 #include "conn.h"
 #include "list.h"
 #include "params.h"
-#include "pool.h"
+#include "pool_types.h"
 
 struct login_auth;
 
@@ -79,7 +79,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) P
 void client_notice(struct client *c, const char *msg);
 /* Closes without a message. */
 void client_close(struct client *c, const char *reason);
-/* The scheduler gives c its server; forwarding starts. */
+/* The scheduler gives c its server (both already active); forwarding starts. */
 void client_link(struct client *c, struct server *s);
 /* The linked server is ready for c's input (parameters synced, or not: ok). */
 void client_linked(struct server *s, bool ok);
@@ -91,7 +91,6 @@ void client_finish_login(struct client *c);
 void client_process(struct client *c);
 /* The linked server died; the client is told and closed. */
 void client_server_lost(struct client *c, const char *why);
-void client_change_state(struct client *c, enum client_state st);
 /* Log prefix "C-<id> db/user@addr:port". */
 const char *client_name(const struct client *c, char *buf, size_t len);
 struct client *client_find_by_key(uint32_t pid, uint32_t key);

@@ -7,120 +7,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "list.h"
-#include "pstmt.h"
-#include "stats.h"
+#include "pool_types.h"
+#include "server.h"
 
 struct client;
-struct server;
 
-enum client_state {
-	CL_LOGIN,        /* reading the startup packet, authenticating */
-	CL_WAIT_LOGIN,   /* authenticated, waiting for the pool's first server parameters */
-	CL_IDLE,         /* logged in, between transactions, no server */
-	CL_WAITING,      /* has a request, waiting for a server */
-	CL_ACTIVE,       /* linked to a server */
-	CL_CLOSED,       /* closed, waiting to be freed */
-	CL_STATE_COUNT
+/* Registers the pool's handlers for what clients and servers report
+ * (events.h). Called once at start-up, before any connection. */
+void pool_init(void);
+
+/* What the scheduler asks of clients and servers. The real functions by
+ * default; unit tests put fakes here to run the scheduler without sockets
+ * (NULL restores the real ones). */
+struct pool_calls {
+	enum server_launch_result (*launch)(struct pool *p, int host_idx, char *msg, size_t msglen);
+	void (*link)(struct client *c, struct server *s);        /* both already CL_ACTIVE/SV_ACTIVE */
+	void (*close_server)(struct server *s, const char *reason);
+	void (*fail_client)(struct client *c, const char *sqlstate, const char *msg);
+	void (*finish_login)(struct client *c);                  /* already CL_WAIT_LOGIN */
+	void (*run_internal)(struct server *s, const char *sql, bool for_client, server_query_done_fn done);
 };
+void pool_set_calls(const struct pool_calls *calls);
 
-enum server_state {
-	SV_CONNECTING,   /* non-blocking connect in progress */
-	SV_LOGIN,        /* startup and authentication */
-	SV_IDLE,         /* ready in the pool */
-	SV_ACTIVE,       /* linked to a client */
-	SV_USED,         /* released, needs reset or check before reuse */
-	SV_TESTED,       /* running the reset or check query */
-	SV_BEING_CANCELED, /* released while a cancel for its last client is in flight */
-	SV_CLOSED,       /* closed, waiting to be freed */
-	SV_STATE_COUNT
-};
-
-struct pool_param {
-	char *name, *value;
-};
-
-/* Something other than a client that needs one of the pool's servers for a
- * moment (an auth_query lookup). It is served before waiting clients: it
- * stands for clients still logging in. got_server receives an idle server
- * already moved to SV_TESTED; the waiter gives it back with
- * pool_server_ready() or closes it. failed runs when no server could be
- * had (the server's login error). Either call ends the wait. */
-struct pool_waiter {
-	struct list_node node;
-	void (*got_server)(struct pool_waiter *w, struct server *s);
-	void (*failed)(struct pool_waiter *w, const char *sqlstate, const char *msg);
-};
-
-struct pool {
-	struct list_node node;         /* in the global pool list */
-	char *db_name;                 /* as the client asked */
-	char *user_name;               /* as the client logged in */
-	/* resolved from the current config snapshot (refreshed on reload) */
-	char *server_host;             /* NULL: unix socket dir; may be a list "a,b,c" */
-	int server_port;
-	/* server_host split at commas: a new server goes to hosts[pool_pick_host()] */
-	char **hosts;
-	usec_t *host_down_until;       /* refused a connection: skipped until then */
-	size_t n_hosts;
-	size_t host_next;              /* round-robin: the next to try; disable: the one in use */
-	bool host_round_robin;         /* load_balance_hosts */
-	char *server_dbname;
-	char *server_user;
-	char *server_password;         /* plain, md5 or SCRAM secret; NULL for none */
-	char *connect_query;
-	char *startup_encoding, *startup_datestyle, *startup_timezone, *startup_appname;
-	enum pool_mode mode;
-	int pool_size, min_pool_size, reserve_pool_size;
-	int max_db_connections, max_user_connections;
-	usec_t server_lifetime;
-	/* client timeouts and limits: user > database > global, as PgBouncer */
-	usec_t query_timeout, query_wait_timeout, idle_transaction_timeout;
-	usec_t transaction_timeout, client_idle_timeout;
-	int max_db_client_connections, max_user_client_connections;
-	bool round_robin;              /* server_round_robin: idle servers are used in turn */
-	bool stale;                    /* its database left the config */
-	bool console;                  /* the admin console's pool: never has servers */
-
-	struct list_node clients[CL_STATE_COUNT];
-	int n_clients[CL_STATE_COUNT];
-	struct list_node servers[SV_STATE_COUNT];
-	int n_servers[SV_STATE_COUNT];
-	int n_pinned;                  /* clients pinned to their server (pin.h) */
-
-	/* ParameterStatus values of the pool's first server, sent to clients at login */
-	struct pool_param *welcome;
-	size_t n_welcome;
-	bool have_welcome;
-
-	usec_t last_connect_failure;
-	char *last_error;              /* the last server login error, for clients */
-	char last_sqlstate[6];
-	usec_t reserve_since;
-	bool paused;                   /* admin PAUSE/KILL: no assignments, released servers close */
-	bool disabled;                 /* admin DISABLE: no new clients (mirrors the database's flag) */
-
-	struct list_node waiters;      /* struct pool_waiter, first come first served */
-	int n_waiters;
-	/* The secret of server_user that auth_query gave at a successful login,
-	 * for server logins when the configuration has none (server_password
-	 * wins). Kept across reloads: it came from the database, not the file. */
-	char *looked_up_secret;
-
-	/* SCRAM pass-through: keys proven by a client against the same verifier
-	 * that the pool would log in with (server_password or looked_up_secret). */
-	bool have_scram_keys;
-	uint8_t scram_client_key[32], scram_server_key[32];
-
-	/* protocol-level prepared statements interned for this pool */
-	struct pstmt_registry prepared;
-
-	struct stats_counters stats;
-	/* For the admin console's averages: copies of the counters taken when
-	 * the current stats_period began and when the previous one began. */
-	struct stats_counters stats_start, stats_last;
-};
+/* The only writers of a client's or server's state: each moves the object
+ * from the pool's list for its old state to the one for st (the tail;
+ * SV_IDLE's head, so the most recently used server is reused first) and
+ * keeps the per-state counts. */
+void pool_client_change_state(struct client *c, enum client_state st);
+void pool_server_change_state(struct server *s, enum server_state st);
 
 /* Loads settings for new and existing pools from a config snapshot. */
 void pool_apply_config(const struct config *cfg);
@@ -145,8 +59,6 @@ void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n)
 void pool_wait_for_server(struct pool *p, struct pool_waiter *w);
 /* w no longer wants a server. */
 void pool_cancel_wait(struct pool *p, struct pool_waiter *w);
-/* The secret server logins of p use: server_password, else looked_up_secret. */
-const char *pool_server_secret(const struct pool *p);
 
 /* Counts and walks for SHOW, metrics, limits. */
 int pool_total_servers(const struct pool *p);
@@ -172,6 +84,11 @@ bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char 
 void pool_dns_changed(const char *host);
 /* Re-resolves expired names the pool's servers use (janitor). */
 void pool_refresh_dns(struct pool *p);
+
+/* Opens one more server for p on the host pool_pick_host() chooses,
+ * skipping refusing hosts of a list. False when none could start now (or
+ * DNS must answer first). */
+bool pool_launch(struct pool *p);
 
 /* Re-runs the scheduler (after a limit changed or a retry delay passed). */
 void pool_kick(struct pool *p);

@@ -10,7 +10,7 @@
 #include "conn.h"
 #include "list.h"
 #include "params.h"
-#include "pool.h"
+#include "pool_types.h"
 
 struct scram_client;
 struct ps_server_state;
@@ -22,7 +22,7 @@ typedef void (*server_query_done_fn)(struct server *s, bool ok);
  * auth_query lookup, the budget's limits query). Rows and errors are shown
  * to the owner as they come; done runs at the last ReadyForQuery expected,
  * with the server still in SV_TESTED (or SV_LOGIN) for the owner to give
- * back (pool_server_ready) or close; lost
+ * back (events_server_ready) or close; lost
  * runs instead if the server closes first. */
 struct server_request_ops {
 	void (*row)(void *arg, const uint8_t *body, size_t len);
@@ -75,10 +75,16 @@ struct server {
 	socklen_t connect_addrlen;
 };
 
-/* Opens a new server connection for the pool. False if it could not start. */
-bool server_launch(struct pool *p);
-/* Pairs s with client c (SV_ACTIVE); tracked parameters are synced first,
- * then client_linked(s, ok) is called. */
+enum server_launch_result {
+	SERVER_LAUNCH_STARTED,
+	SERVER_LAUNCH_PENDING,   /* waiting for DNS: the pool is kicked again when it answers */
+	SERVER_LAUNCH_FAILED,    /* msg says why */
+};
+/* Starts connecting a new server of p to hosts[host_idx] (-1: the default
+ * unix socket). */
+enum server_launch_result server_launch(struct pool *p, int host_idx, char *msg, size_t msglen);
+/* Pairs s with client c (the pool has made it SV_ACTIVE); tracked
+ * parameters are synced first, then client_linked(s, ok) is called. */
 void server_link(struct server *s, struct client *c);
 /* Every cancel forwarded to s's backend has been taken by PostgreSQL. */
 void server_cancels_delivered(struct server *s);
@@ -94,7 +100,6 @@ void server_run_internal(struct server *s, const char *sql, bool for_client, ser
 void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
 			const struct server_request_ops *ops, void *arg);
 void server_close(struct server *s, const char *reason);
-void server_change_state(struct server *s, enum server_state st);
 /* Continue processing buffered input. */
 void server_process(struct server *s);
 const char *server_name(const struct server *s, char *buf, size_t len);

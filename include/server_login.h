@@ -7,11 +7,15 @@
 
 #include <stdbool.h>
 
+struct pool;
 struct server;
 
 void server_login_start(struct server *s);
 void server_login_input(struct server *s);
 void server_login_free(struct server *s);
+/* The secret server logins of p use: server_password, else the secret an
+ * auth_query lookup gave (looked_up_secret). NULL for none. */
+const char *server_login_secret(const struct pool *p);
 /* The TLS handshake with the backend ended (err NULL: success). */
 void server_login_tls_ready(struct server *s, const char *err);
 /* hook(s) runs when s has logged in (and run connect_query), before it joins

@@ -208,7 +208,7 @@ void admin_login(struct client *c)
 	s->client = c;
 	s->is_admin = is_admin;
 	list_add_tail(&sessions, &s->node);
-	client_change_state(c, CL_IDLE);
+	pool_client_change_state(c, CL_IDLE);
 	if (!send_welcome(c))
 		return;
 	client_log(LOG_LVL_INFO, c, "admin console login (%s)", is_admin ? "admin" : "stats user");
@@ -237,7 +237,7 @@ static bool take_query(struct admin_session *s, const uint8_t *body, uint32_t le
 	}
 	s->sql = xstrdup((const char *)body);
 	s->pos = 0;
-	client_change_state(c, CL_IDLE);   /* restarts client_idle_timeout, keeps the list in order */
+	pool_client_change_state(c, CL_IDLE);   /* restarts client_idle_timeout, keeps the list in order */
 	s->ran_any = false;
 	conn_consume(&c->conn, len + PROTO_HEADER_LEN);
 	admin_run(s);

@@ -22,7 +22,7 @@
 #include "crypto.h"
 #include "list.h"
 #include "log.h"
-#include "pool.h"
+#include "events.h"
 #include "proto.h"
 #include "server.h"
 
@@ -136,7 +136,7 @@ static void on_done(struct server *s, void *arg)
 	struct auth_lookup *l = arg;
 	l->server = NULL;
 	if (s->tx_status == 'I')
-		pool_server_ready(s->pool, s);
+		events_server_ready(s);
 	else
 		server_close(s, "auth_query left a transaction open");
 	if (l->finished) {
@@ -195,7 +195,7 @@ static void got_server(struct pool_waiter *pw, struct server *s)
 	proto_write_query(&w, "COMMIT");
 	if (w.overflow) {   /* cannot happen: cap counts every byte */
 		free(buf);
-		pool_server_ready(s->pool, s);
+		events_server_ready(s);
 		lookup_failed(l, "08P01", "auth_query request too large");
 		return;
 	}
@@ -254,7 +254,7 @@ struct auth_query_wait *auth_query_lookup(struct pool *auth_pool, const char *qu
 		  auth_pool->user_name);
 	l->starting = true;
 	l->waiting = true;
-	pool_wait_for_server(auth_pool, &l->waiter);
+	events_wait_for_server(auth_pool, &l->waiter);
 	l->starting = false;
 	if (l->finished) {   /* answered at once: w is gone */
 		if (!l->server && !l->waiting)
@@ -277,7 +277,7 @@ void auth_query_cancel(struct auth_query_wait *w)
 	list_init(&l->node);
 	l->finished = true;
 	if (l->waiting) {
-		pool_cancel_wait(l->pool, &l->waiter);
+		events_cancel_wait(l->pool, &l->waiter);
 		l->waiting = false;
 	}
 	if (!l->server)

@@ -1,8 +1,8 @@
 /* client: owns struct client and its state machine.
  *
  * CL_LOGIN -> (CL_WAIT_LOGIN) -> CL_IDLE <-> CL_WAITING -> CL_ACTIVE -> CL_IDLE ...
- * Every state change goes through client_change_state(), which also moves the
- * client to its pool's list for that state. A client is freed only from the
+ * The pool owns the lists: every state change is reported through
+ * events.h, and the pool moves the client to its list for the new state. A client is freed only from the
  * deferred queue, never inside its own callback. */
 #include "client.h"
 
@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
+#include "events.h"
 #include "login.h"
 #include "log.h"
 #include "loop.h"
@@ -86,33 +87,6 @@ const char *client_name(const struct client *c, char *buf, size_t len)
 	return buf;
 }
 
-static struct list_node *client_list_for(struct client *c, enum client_state st, int **count)
-{
-	if (!c->pool || st == CL_LOGIN) {
-		*count = pool_login_client_count();
-		return pool_login_clients();
-	}
-	*count = &c->pool->n_clients[st];
-	return &c->pool->clients[st];
-}
-
-void client_change_state(struct client *c, enum client_state st)
-{
-	int *count;
-	if (c->state != CL_CLOSED) {
-		client_list_for(c, c->state, &count);
-		list_del(&c->node);
-		(*count)--;
-	}
-	c->state = st;
-	c->state_since = loop_now();
-	if (st != CL_CLOSED) {
-		struct list_node *l = client_list_for(c, st, &count);
-		list_add_tail(l, &c->node);
-		(*count)++;
-	}
-}
-
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix)
 {
 	struct client *c = xcalloc(1, sizeof(*c));
@@ -129,7 +103,7 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	c->request_time = c->connect_time;
 	c->state = CL_CLOSED;   /* not in any list yet */
 	list_init(&c->node);
-	client_change_state(c, CL_LOGIN);
+	events_client_accepted(c);
 	conn_set_reading(&c->conn, true);
 	client_log(LOG_LVL_DEBUG, c, "accepted connection");
 }
@@ -149,7 +123,7 @@ static void close_client(struct client *c, const char *reason, bool linger)
 	c->server = NULL;
 	if (c->pool && c->pool->console)
 		hooks.console->closed(c);
-	client_change_state(c, CL_CLOSED);
+	events_client_closed(c);
 	login_free(c);   /* also stops waiting for an auth_query answer */
 	if (s) {
 		s->client = NULL;
@@ -269,7 +243,7 @@ void client_finish_login(struct client *c)
 		client_fail(c, "08P01", "server parameters too large");
 		return;
 	}
-	client_change_state(c, CL_IDLE);
+	events_client_idle(c);
 	c->ps_track = config_current()->max_prepared_statements > 0;
 	if (conn_send(&c->conn, w.buf, w.len) == CONN_IO_ERROR) {
 		client_close(c, "could not send login response");
@@ -332,7 +306,7 @@ static void client_idle_input(struct client *c)
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
 	}
-	pool_request_server(c->pool, c);
+	events_client_wants_server(c);
 	/* Reading stops only while the client really waits: a server handed
 	 * out at once keeps the read event registered, which saves an
 	 * epoll_ctl pair per transaction. */
@@ -529,14 +503,8 @@ void client_linked(struct server *s, bool ok)
 
 void client_link(struct client *c, struct server *s)
 {
-	struct stats_counters *st = &c->pool->stats;
-	usec_t waited = loop_now() - c->state_since;
-	st->server_assignment_count++;
-	st->wait_time += waited;
-	stats_observe(&st->wait_hist, waited);
 	c->server = s;
 	s->client = c;
-	client_change_state(c, CL_ACTIVE);
 	server_link(s, c);
 	/* The server first runs SET for the client's parameters: the client's
 	 * input waits in the socket meanwhile (client_linked resumes it). */
@@ -548,7 +516,7 @@ void client_unlink(struct client *c)
 {
 	c->server = NULL;
 	c->ps_hold = false;
-	client_change_state(c, CL_IDLE);
+	events_client_idle(c);
 	if (config_current() && c->pool && c->terminate_seen) {
 		client_close(c, "client sent Terminate");
 		return;

@@ -141,7 +141,7 @@ static void fill_min_pool(struct pool *p)
 	if (p->min_pool_size <= 0 || !p->have_welcome || p->stale || p->paused || lifecycle_suspended())
 		return;
 	if (pool_total_servers(p) < p->min_pool_size && !p->last_connect_failure)
-		(void)server_launch(p);
+		(void)pool_launch(p);
 }
 
 void janitor_run(void)

@@ -33,10 +33,12 @@
 #include "client.h"
 #include "config.h"
 #include "crypto.h"
+#include "events.h"
 #include "hba.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
+#include "server_login.h"
 #include "tls.h"
 
 enum auth_phase {
@@ -117,12 +119,12 @@ static void auth_failed(struct client *c)
 static bool login_within_client_limits(struct client *c, const struct pool *p)
 {
 	if (p->max_db_client_connections > 0 &&
-	    pool_count_clients(p->db_name, NULL) >= p->max_db_client_connections) {
+	    events_pool_client_count(p->db_name, NULL) >= p->max_db_client_connections) {
 		client_fail(c, "53300", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
 	if (p->max_user_client_connections > 0 &&
-	    pool_count_clients(NULL, p->user_name) >= p->max_user_client_connections) {
+	    events_pool_client_count(NULL, p->user_name) >= p->max_user_client_connections) {
 		client_fail(c, "53300", "client connections exceeded (max_user_client_connections)");
 		return false;
 	}
@@ -143,13 +145,11 @@ static void login_authenticated(struct client *c)
 	}
 	if (!login_within_client_limits(c, p))
 		return;
-	client_change_state(c, CL_WAIT_LOGIN);
-	if (p->have_welcome) {
-		client_finish_login(c);
-		return;
-	}
-	conn_set_reading(&c->conn, false);
-	pool_welcome_ready(p);
+	/* Without the pool's parameters yet, the client waits for its first
+	 * server's login and sends nothing meanwhile. */
+	if (!p->have_welcome)
+		conn_set_reading(&c->conn, false);
+	events_client_authenticated(c);
 }
 
 /* Random per process: the salt of a made-up SCRAM verifier (see
@@ -394,7 +394,7 @@ static void lookup_done(void *arg, enum auth_query_status st, const char *secret
 static void start_lookup(struct client *c, const struct config *cfg, const struct lookup_config *lc)
 {
 	const char *sqlstate, *why;
-	struct pool *ap = pool_get(cfg, lc->dbname, lc->user, &sqlstate, &why);
+	struct pool *ap = events_pool_for(cfg, lc->dbname, lc->user, &sqlstate, &why);
 	if (!ap) {
 		client_fail(c, sqlstate, "auth_query cannot run: %s", why);
 		return;
@@ -510,7 +510,7 @@ static void remember_scram_keys(struct client *c)
 {
 	struct pool *p = c->pool;
 	const char *secret = c->auth->secret;
-	const char *server_secret = pool_server_secret(p);
+	const char *server_secret = server_login_secret(p);
 	if (!secret || !server_secret || strcmp(secret, server_secret) != 0)
 		return;
 	memcpy(p->scram_client_key, c->auth->scram.client_key, sizeof(p->scram_client_key));
@@ -750,13 +750,13 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 	c->startup_done = true;
 	if (cfg->application_name_add_host)
 		add_host_to_appname(c);
-	if (cfg->max_client_conn > 0 && pool_total_clients() > cfg->max_client_conn) {
+	if (cfg->max_client_conn > 0 && events_client_count() > cfg->max_client_conn) {
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
 	const char *sqlstate, *why;
-	struct pool *p = client_console()->is_console_db(c->dbname) ? pool_get_console()
-			 : pool_get(cfg, c->dbname, c->user, &sqlstate, &why);
+	struct pool *p = client_console()->is_console_db(c->dbname) ? events_console_pool()
+			 : events_pool_for(cfg, c->dbname, c->user, &sqlstate, &why);
 	if (!p) {
 		client_fail(c, sqlstate, "%s", why);
 		return;

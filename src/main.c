@@ -546,6 +546,7 @@ int main(int argc, char **argv)
 	params_set_tracked(cfg->track_extra_parameters);
 	iobuf_set_default_size((uint32_t)cfg->pkt_buf);
 	loop_init();
+	pool_init();
 	if (worker_id) {
 		char name[96];
 		listen_serve(client_accept, true);

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "dns.h"
+#include "events.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "loop.h"
@@ -40,6 +41,73 @@ struct db_flags {
 	bool paused, disabled;
 };
 static struct list_node db_flags_list = { &db_flags_list, &db_flags_list };
+
+static void fail_client(struct client *c, const char *sqlstate, const char *msg)
+{
+	client_fail(c, sqlstate, "%s", msg);
+}
+
+static const struct pool_calls real_calls = {
+	.launch = server_launch,
+	.link = client_link,
+	.close_server = server_close,
+	.fail_client = fail_client,
+	.finish_login = client_finish_login,
+	.run_internal = server_run_internal,
+};
+static const struct pool_calls *calls = &real_calls;
+
+void pool_set_calls(const struct pool_calls *c)
+{
+	calls = c ? c : &real_calls;
+}
+
+static struct list_node *client_list_for(struct client *c, enum client_state st, int **count)
+{
+	if (!c->pool || st == CL_LOGIN) {
+		*count = &n_login_clients;
+		return &login_clients;
+	}
+	*count = &c->pool->n_clients[st];
+	return &c->pool->clients[st];
+}
+
+void pool_client_change_state(struct client *c, enum client_state st)
+{
+	int *count;
+	if (c->state != CL_CLOSED) {
+		client_list_for(c, c->state, &count);
+		list_del(&c->node);
+		(*count)--;
+	}
+	c->state = st;
+	c->state_since = loop_now();
+	if (st != CL_CLOSED) {
+		struct list_node *l = client_list_for(c, st, &count);
+		list_add_tail(l, &c->node);
+		(*count)++;
+	}
+}
+
+void pool_server_change_state(struct server *s, enum server_state st)
+{
+	struct pool *p = s->pool;
+	if (s->state != SV_CLOSED) {
+		list_del(&s->node);
+		p->n_servers[s->state]--;
+	}
+	s->state = st;
+	s->state_since = loop_now();
+	if (st == SV_CLOSED)
+		return;
+	/* Idle servers are taken from the head: most recently used first, or
+	 * with server_round_robin the one idle longest. */
+	if (st == SV_IDLE && !p->round_robin)
+		list_add_head(&p->servers[st], &s->node);
+	else
+		list_add_tail(&p->servers[st], &s->node);
+	p->n_servers[st]++;
+}
 
 struct list_node *pool_list(void)
 {
@@ -357,7 +425,7 @@ static bool evict_idle_server(struct pool *p, const char *db, const char *user)
 	}
 	if (!victim)
 		return false;
-	server_close(victim, db ? "evicted for another pool: max_db_connections reached"
+	calls->close_server(victim, db ? "evicted for another pool: max_db_connections reached"
 				: "evicted for another pool: max_user_connections reached");
 	return true;
 }
@@ -382,7 +450,30 @@ static void fail_login_waiters(struct pool *p)
 		return;
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
-		client_fail(list_entry(n, struct client, node), p->last_sqlstate, "%s", p->last_error);
+		calls->fail_client(list_entry(n, struct client, node), p->last_sqlstate, p->last_error);
+}
+
+/* Opens one server for p, on the host pool_pick_host() chooses; a host
+ * that refuses is skipped for the next one of a list. False when none
+ * could be started (or a DNS lookup must answer first). */
+bool pool_launch(struct pool *p)
+{
+	size_t tries = p->n_hosts > 1 ? p->n_hosts : 1;
+	for (size_t t = 0; t < tries; t++) {
+		char msg[400];
+		int idx = pool_pick_host(p);
+		switch (calls->launch(p, idx, msg, sizeof(msg))) {
+		case SERVER_LAUNCH_STARTED:
+			return true;
+		case SERVER_LAUNCH_PENDING:
+			return false;
+		case SERVER_LAUNCH_FAILED:
+			if (!pool_host_failed(p, idx, "08006", msg))
+				return false;
+			break;
+		}
+	}
+	return false;
 }
 
 /* Opens servers for waiting clients while limits allow. */
@@ -405,7 +496,7 @@ static void pool_launch_for_waiters(struct pool *p)
 			return;
 		if (why != LAUNCH_OK)
 			continue;   /* room was made: check every limit again */
-		if (!server_launch(p))
+		if (!pool_launch(p))
 			return;
 		starting++;
 	}
@@ -420,10 +511,24 @@ static bool server_needs_check(const struct server *s)
 static void check_done(struct server *s, bool ok)
 {
 	if (!ok) {
-		server_close(s, "server check query failed");
+		calls->close_server(s, "server check query failed");
 		return;
 	}
 	pool_server_ready(s->pool, s);
+}
+
+/* Pairs the first waiting client with s: both become active, then the
+ * client and the server start forwarding (client_link). */
+static void pool_link(struct pool *p, struct client *c, struct server *s)
+{
+	struct stats_counters *st = &p->stats;
+	usec_t waited = loop_now() - c->state_since;
+	st->server_assignment_count++;
+	st->wait_time += waited;
+	stats_observe(&st->wait_hist, waited);
+	pool_client_change_state(c, CL_ACTIVE);
+	pool_server_change_state(s, SV_ACTIVE);
+	calls->link(c, s);
 }
 
 /* Gives idle servers to waiting clients, then opens more if needed. */
@@ -436,24 +541,24 @@ static void pool_schedule(struct pool *p)
 		struct pool_waiter *w = list_entry(list_first(&p->waiters), struct pool_waiter, node);
 		list_del(&w->node);
 		p->n_waiters--;
-		server_change_state(s, SV_TESTED);
+		pool_server_change_state(s, SV_TESTED);
 		w->got_server(w, s);
 	}
 	while (p->n_clients[CL_WAITING] > 0 && p->n_servers[SV_IDLE] > 0) {
 		struct server *s = list_entry(list_first(&p->servers[SV_IDLE]), struct server, node);
 		if (s->close_needed) {
-			server_close(s, "server marked for closing");
+			calls->close_server(s, "server marked for closing");
 			continue;
 		}
 		if (server_needs_check(s)) {
-			server_change_state(s, SV_TESTED);
+			pool_server_change_state(s, SV_TESTED);
 			const char *q = config_current()->server_check_query;
 			/* "<empty>" asks for an empty query: the cheapest round trip. */
-			server_run_internal(s, strcmp(q, "<empty>") == 0 ? "" : q, false, check_done);
+			calls->run_internal(s, strcmp(q, "<empty>") == 0 ? "" : q, false, check_done);
 			continue;
 		}
 		struct client *c = list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
-		client_link(c, s);
+		pool_link(p, c, s);
 	}
 	if (p->n_clients[CL_WAITING] > 0 || p->n_waiters > 0 ||
 	    (p->n_clients[CL_WAIT_LOGIN] > 0 && !p->have_welcome))
@@ -479,10 +584,6 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
 	p->n_waiters--;
 }
 
-const char *pool_server_secret(const struct pool *p)
-{
-	return p->server_password ? p->server_password : p->looked_up_secret;
-}
 
 static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg)
 {
@@ -496,7 +597,7 @@ static void fail_waiters(struct pool *p, const char *sqlstate, const char *msg)
 
 void pool_request_server(struct pool *p, struct client *c)
 {
-	client_change_state(c, CL_WAITING);
+	pool_client_change_state(c, CL_WAITING);
 	pool_schedule(p);
 }
 
@@ -509,7 +610,7 @@ static bool server_expired(const struct server *s)
 void pool_server_ready(struct pool *p, struct server *s)
 {
 	if (server_expired(s) || p->stale || p->paused) {
-		server_close(s, p->paused ? "database paused" : s->close_needed ? "server marked for closing"
+		calls->close_server(s, p->paused ? "database paused" : s->close_needed ? "server marked for closing"
 			     : "server_lifetime reached");
 		return;
 	}
@@ -517,10 +618,10 @@ void pool_server_ready(struct pool *p, struct server *s)
 		/* A cancel forwarded for its last client may not have reached the
 		 * backend yet; handed out now, it could cancel the next client's
 		 * query. cancel.c calls back here once PostgreSQL has taken it. */
-		server_change_state(s, SV_BEING_CANCELED);
+		pool_server_change_state(s, SV_BEING_CANCELED);
 		return;
 	}
-	server_change_state(s, SV_IDLE);
+	pool_server_change_state(s, SV_IDLE);
 	pool_schedule(p);
 }
 
@@ -563,7 +664,7 @@ void pool_welcome_ready(struct pool *p)
 	}
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
-		client_finish_login(list_entry(n, struct client, node));
+		calls->finish_login(list_entry(n, struct client, node));
 }
 
 void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *msg)
@@ -580,7 +681,7 @@ void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *
 	fail_waiters(p, sqlstate, msg);
 	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
-		client_fail(list_entry(n, struct client, node), sqlstate, "%s", msg);
+		calls->fail_client(list_entry(n, struct client, node), sqlstate, msg);
 }
 
 bool pool_all_idle(void)
@@ -600,8 +701,8 @@ void pool_close_idle_servers(void)
 	for (l = pools.next; l != &pools; l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
 		while (!list_empty(&p->servers[SV_IDLE]))
-			server_close(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node),
-				     "shutting down");
+			calls->close_server(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node),
+					    "shutting down");
 	}
 }
 
@@ -708,7 +809,7 @@ void pool_dns_changed(const char *host)
 		/* Closing one may hand others to waiting clients: look again each time. */
 		struct server *s;
 		while ((s = first_marked_idle(p)))
-			server_close(s, "its address left the DNS answer");
+			calls->close_server(s, "its address left the DNS answer");
 		pool_schedule(p);
 	}
 }
@@ -800,7 +901,7 @@ void pool_suspend_changed(bool on)
 void pool_close_idle(struct pool *p, const char *reason)
 {
 	while (!list_empty(&p->servers[SV_IDLE]))
-		server_close(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node), reason);
+		calls->close_server(list_entry(list_first(&p->servers[SV_IDLE]), struct server, node), reason);
 }
 
 void pool_set_server_gone_hook(void (*fn)(void))
@@ -852,8 +953,93 @@ void pool_free_all(void)
 				client_close(list_entry(list_first(&p->clients[st]), struct client, node), "exiting");
 		for (int st = 0; st < SV_STATE_COUNT; st++)
 			while (!list_empty(&p->servers[st]))
-				server_close(list_entry(list_first(&p->servers[st]), struct server, node), "exiting");
+				calls->close_server(list_entry(list_first(&p->servers[st]), struct server, node), "exiting");
 		list_del(&p->node);
 		pool_free(p);
 	}
+}
+
+/* ------------------------------------------------ events from layer 4 */
+
+static void on_client_accepted(struct client *c)
+{
+	pool_client_change_state(c, CL_LOGIN);
+}
+
+static void on_client_authenticated(struct client *c)
+{
+	struct pool *p = c->pool;
+	pool_client_change_state(c, CL_WAIT_LOGIN);
+	if (p->have_welcome)
+		calls->finish_login(c);
+	else
+		pool_welcome_ready(p);
+}
+
+static void on_client_idle(struct client *c)
+{
+	pool_client_change_state(c, CL_IDLE);
+}
+
+static void on_client_wants_server(struct client *c)
+{
+	pool_request_server(c->pool, c);
+}
+
+static void on_client_closed(struct client *c)
+{
+	pool_client_change_state(c, CL_CLOSED);
+}
+
+static void on_server_connecting(struct server *s)
+{
+	pool_server_change_state(s, SV_CONNECTING);
+}
+
+static void on_server_login_started(struct server *s)
+{
+	pool_server_change_state(s, SV_LOGIN);
+}
+
+static void on_server_ready(struct server *s)
+{
+	pool_server_ready(s->pool, s);
+}
+
+static void on_server_testing(struct server *s)
+{
+	pool_server_change_state(s, SV_TESTED);
+}
+
+static void on_server_closing(struct server *s)
+{
+	pool_server_change_state(s, SV_CLOSED);
+}
+
+static const struct events pool_events = {
+	.client_accepted = on_client_accepted,
+	.client_authenticated = on_client_authenticated,
+	.client_idle = on_client_idle,
+	.client_wants_server = on_client_wants_server,
+	.client_closed = on_client_closed,
+	.pool_for = pool_get,
+	.console_pool = pool_get_console,
+	.client_count = pool_total_clients,
+	.pool_client_count = pool_count_clients,
+	.server_connecting = on_server_connecting,
+	.server_login_started = on_server_login_started,
+	.server_ready = on_server_ready,
+	.server_testing = on_server_testing,
+	.server_closing = on_server_closing,
+	.server_gone = pool_server_gone,
+	.server_login_failed = pool_server_login_failed,
+	.host_failed = pool_host_failed,
+	.server_welcome = pool_set_welcome,
+	.wait_for_server = pool_wait_for_server,
+	.cancel_wait = pool_cancel_wait,
+};
+
+void pool_init(void)
+{
+	events_init(&pool_events);
 }

@@ -2,8 +2,8 @@
  *
  * SV_CONNECTING -> SV_LOGIN -> SV_IDLE <-> SV_ACTIVE -> (SV_USED -> SV_TESTED)
  *     -> (SV_BEING_CANCELED) -> SV_IDLE
- * Every state change goes through server_change_state(), which moves the
- * server to its pool's list for that state. While active, bytes from the
+ * The pool owns the lists: every state change is reported through
+ * events.h, and the pool moves the server to its list for the new state. While active, bytes from the
  * backend are scanned by header only and forwarded to the linked client;
  * ReadyForQuery decides the release. Internal queries (reset, check, SET,
  * connect_query) are consumed here and never reach a client. */
@@ -25,6 +25,7 @@
 #include "client.h"
 #include "config.h"
 #include "dns.h"
+#include "events.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
@@ -74,26 +75,6 @@ const char *server_name(const struct server *s, char *buf, size_t len)
 	snprintf(buf, len, "S-%llu %s/%s@%s:%d", (unsigned long long)s->id, s->pool->db_name,
 		 s->pool->server_user, s->addr, s->port);
 	return buf;
-}
-
-void server_change_state(struct server *s, enum server_state st)
-{
-	struct pool *p = s->pool;
-	if (s->state != SV_CLOSED) {
-		list_del(&s->node);
-		p->n_servers[s->state]--;
-	}
-	s->state = st;
-	s->state_since = loop_now();
-	if (st == SV_CLOSED)
-		return;
-	/* Idle servers are taken from the head: most recently used first, or
-	 * with server_round_robin the one idle longest. */
-	if (st == SV_IDLE && !p->round_robin)
-		list_add_head(&p->servers[st], &s->node);
-	else
-		list_add_tail(&p->servers[st], &s->node);
-	p->n_servers[st]++;
 }
 
 bool server_is_clean(const struct server *s)
@@ -162,14 +143,7 @@ static int open_socket(struct server *s, const struct sockaddr_storage *ss, sock
 	return fd;
 }
 
-enum launch_result {
-	LAUNCH_STARTED,
-	LAUNCH_PENDING,   /* waiting for DNS: the pool is kicked again when it answers */
-	LAUNCH_FAILED,    /* msg says why */
-};
-
-/* Starts connecting a new server of p to hosts[idx]. */
-static enum launch_result launch_one(struct pool *p, int idx, char *msg, size_t msglen)
+enum server_launch_result server_launch(struct pool *p, int idx, char *msg, size_t msglen)
 {
 	struct server *s = xcalloc(1, sizeof(*s));
 	s->id = ++next_server_id;
@@ -186,7 +160,7 @@ static enum launch_result launch_one(struct pool *p, int idx, char *msg, size_t 
 	int r = server_address(s, p, &ss, &len, &err);
 	if (r == 1) {
 		free(s);
-		return LAUNCH_PENDING;
+		return SERVER_LAUNCH_PENDING;
 	}
 	int fd = r == 0 ? open_socket(s, &ss, len) : -1;
 	if (fd < 0) {
@@ -195,30 +169,10 @@ static enum launch_result launch_one(struct pool *p, int idx, char *msg, size_t 
 			 err ? err : strerror(errno));
 		log_warning("%s/%s: %s", p->db_name, p->server_user, msg);
 		free(s);
-		return LAUNCH_FAILED;
+		return SERVER_LAUNCH_FAILED;
 	}
 	server_start(s, fd, &ss, len);
-	return LAUNCH_STARTED;
-}
-
-bool server_launch(struct pool *p)
-{
-	size_t tries = p->n_hosts > 1 ? p->n_hosts : 1;
-	for (size_t t = 0; t < tries; t++) {
-		char msg[400];
-		int idx = pool_pick_host(p);
-		switch (launch_one(p, idx, msg, sizeof(msg))) {
-		case LAUNCH_STARTED:
-			return true;
-		case LAUNCH_PENDING:
-			return false;
-		case LAUNCH_FAILED:
-			if (!pool_host_failed(p, idx, "08006", msg))
-				return false;
-			break;
-		}
-	}
-	return false;
+	return SERVER_LAUNCH_STARTED;
 }
 
 static void server_start(struct server *s, int fd, const struct sockaddr_storage *ss, socklen_t len)
@@ -230,7 +184,7 @@ static void server_start(struct server *s, int fd, const struct sockaddr_storage
 		memcpy(&s->conn.addr, ss, len);
 		s->conn.addrlen = len;
 	}
-	server_change_state(s, SV_CONNECTING);
+	events_server_connecting(s);
 	conn_wait_connect(&s->conn);
 	server_log(LOG_LVL_DEBUG, s, "connecting");
 }
@@ -256,11 +210,11 @@ static void server_connected(struct conn *conn)
 		server_log(LOG_LVL_WARNING, s, "%s", msg);
 		/* Before the close, whose rescheduling then goes to another host of
 		 * a list, or waits out server_login_retry. */
-		(void)pool_host_failed(s->pool, s->host_idx, "08006", msg);
+		(void)events_host_failed(s->pool, s->host_idx, "08006", msg);
 		server_close(s, msg);
 		return;
 	}
-	server_change_state(s, SV_LOGIN);
+	events_server_login_started(s);
 	conn_set_reading(conn, true);
 	server_login_start(s);
 }
@@ -292,7 +246,7 @@ void server_close(struct server *s, const char *reason)
 	struct pool *p = s->pool;
 	const struct server_request_ops *req = s->request;
 	s->request = NULL;
-	server_change_state(s, SV_CLOSED);
+	events_server_closing(s);
 	cancel_server_gone(s);
 	ps_server_free(s);
 	conn_close(&s->conn);
@@ -301,7 +255,7 @@ void server_close(struct server *s, const char *reason)
 		client_server_lost(c, reason);
 	if (req)
 		req->lost(s->request_arg, reason);
-	pool_server_gone(p);
+	events_server_gone(p);
 }
 
 static void server_free(void *arg)
@@ -381,7 +335,7 @@ void server_run_request(struct server *s, const void *msgs, size_t len, unsigned
 			const struct server_request_ops *ops, void *arg)
 {
 	if (s->state != SV_LOGIN)
-		server_change_state(s, SV_TESTED);
+		events_server_testing(s);
 	s->internal = true;
 	s->internal_for_client = false;
 	s->internal_failed = false;
@@ -777,7 +731,6 @@ static void forget_unreported_params(struct server *s)
 
 void server_link(struct server *s, struct client *c)
 {
-	server_change_state(s, SV_ACTIVE);
 	s->pending_ready = 0;
 	s->unsynced = false;
 	s->copy_in = false;
@@ -800,13 +753,13 @@ static void reset_done(struct server *s, bool ok)
 	const char *q = config_current()->server_reset_query;
 	if (strcasestr(q, "discard all") || strcasestr(q, "reset all"))
 		forget_unreported_params(s);
-	pool_server_ready(s->pool, s);
+	events_server_ready(s);
 }
 
 void server_cancels_delivered(struct server *s)
 {
 	if (s->state == SV_BEING_CANCELED)
-		pool_server_ready(s->pool, s);
+		events_server_ready(s);
 }
 
 /* A released server runs server_reset_query first when its pool's mode,
@@ -821,12 +774,12 @@ static void server_reset_or_ready(struct server *s, const struct config *cfg)
 			if (strcasestr(cfg->server_reset_query, "discard all") ||
 			    strcasestr(cfg->server_reset_query, "deallocate all"))
 				ps_server_forget_all(s);
-			server_change_state(s, SV_TESTED);
+			events_server_testing(s);
 			server_run_internal(s, cfg->server_reset_query, false, reset_done);
 			return;
 		}
 	}
-	pool_server_ready(s->pool, s);
+	events_server_ready(s);
 }
 
 void server_release(struct server *s, bool client_left)

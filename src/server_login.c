@@ -1,5 +1,5 @@
 /* server_login: the login exchange with a backend (see server_login.h).
- * On success the pool gets the server through pool_server_ready(); on
+ * On success the pool gets the server through events_server_ready(); on
  * failure the server's own error goes to the clients waiting to log in.
  *
  * TLS (TCP backends, server_tls_sslmode other than disable): SSLRequest
@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "events.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
@@ -63,6 +64,11 @@ static void send_startup(struct server *s)
 	proto_writer_init(&w, buf, sizeof(buf));
 	proto_write_startup(&w, names, values, n);
 	send_or_close(s, &w);
+}
+
+const char *server_login_secret(const struct pool *p)
+{
+	return p->server_password ? p->server_password : p->looked_up_secret;
 }
 
 static void login_fail(struct server *s, const char *sqlstate, const char *msg);
@@ -138,13 +144,13 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg)
 	struct pool *p = s->pool;
 	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
 	/* Recorded first, so closing does not start an immediate retry. */
-	pool_server_login_failed(p, sqlstate, msg);
+	events_server_login_failed(p, sqlstate, msg);
 	server_close(s, msg);
 }
 
 static void answer_sasl(struct server *s, const uint8_t *data, size_t n)
 {
-	const char *pw = pool_server_secret(s->pool);
+	const char *pw = server_login_secret(s->pool);
 	bool has_scram = false;
 	struct proto_reader r;
 	proto_reader_init(&r, data, n);
@@ -198,7 +204,7 @@ static void answer_sasl_continue(struct server *s, const uint8_t *data, size_t n
 
 static void answer_password(struct server *s, uint32_t code, const uint8_t *data, size_t n)
 {
-	const char *pw = pool_server_secret(s->pool);
+	const char *pw = server_login_secret(s->pool);
 	char md5[AUTH_MD5_LEN + 1];
 	uint8_t buf[1024];
 	struct proto_writer w;
@@ -287,7 +293,7 @@ static void login_ready(struct server *s)
 {
 	if (ready_hook && ready_hook(s))
 		return;
-	pool_server_ready(s->pool, s);
+	events_server_ready(s);
 }
 
 static void connect_query_done(struct server *s, bool ok)
@@ -304,7 +310,7 @@ static void login_complete(struct server *s, const uint8_t *body, size_t len)
 	struct pool *p = s->pool;
 	s->tx_status = len >= 1 ? (char)body[0] : 'I';
 	if (!p->have_welcome)
-		pool_set_welcome(p, s->login_params, s->n_login_params);
+		events_server_welcome(p, s->login_params, s->n_login_params);
 	server_login_free(s);
 	char tls_info[128];
 	conn_tls_describe(&s->conn, tls_info, sizeof(tls_info));

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "params.h"
+#include "pool.h"
 #include "proto.h"
 #include "reload.h"
 
@@ -289,6 +290,7 @@ void world_init(enum world_backend mode)
 	params_set_tracked(cfg->track_extra_parameters);
 	iobuf_set_default_size((uint32_t)cfg->pkt_buf);
 	loop_init();
+	pool_init();
 	fake_listen();
 }
 
