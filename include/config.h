@@ -238,6 +238,9 @@ int config_workers(const struct config *cfg);
 void config_set_worker(int id, int n, const char *prefix);
 void config_apply_worker(struct config *cfg);
 void config_free(struct config *cfg);
+/* Gives cfg the values cur has for every key that needs a restart, so a
+ * reloaded snapshot shows what is in force (cur NULL: nothing). */
+void config_keep_restart_keys(struct config *cfg, const struct config *cur);
 
 /* The current snapshot, the only way to reach settings; read-only for all
  * (NULL before start-up installs the first one). */

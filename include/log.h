@@ -22,7 +22,8 @@ extern enum log_level log_level_max;
 /* Points logging at its destination. logfile "" means stderr. Returns false
  * (and keeps the old destination) if the file cannot be opened. */
 bool log_setup(const char *logfile, bool use_syslog, const char *ident, const char *facility) MUST_CHECK;
-/* verbose: 0 = info, 1 = debug, 2+ = noise; quiet drops to warnings. */
+/* verbose: 0 = info, 1 = debug, 2+ = noise; quiet: no line goes to standard
+ * error (a logfile and syslog still get them), as PgBouncer's -q. */
 void log_set_verbosity(int verbose, bool quiet);
 /* Reopens the log file (after rotation). */
 void log_reopen(void);

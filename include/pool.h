@@ -36,8 +36,12 @@ void pool_set_calls(const struct pool_calls *calls);
 void pool_client_change_state(struct client *c, enum client_state st);
 void pool_server_change_state(struct server *s, enum server_state st);
 
-/* Loads settings for new and existing pools from a config snapshot. */
+/* Loads settings for new and existing pools from a config snapshot; a pool
+ * whose server target (host, port, dbname, user, password, connect_query,
+ * startup parameters) changed closes its servers at their next release. */
 void pool_apply_config(const struct config *cfg);
+/* Every pool's servers close at their next release (server TLS changed). */
+void pool_close_all_at_release(const char *why);
 /* The pool for (db, user), created on first use. NULL (and *sqlstate, *why)
  * when the database is unknown. */
 struct pool *pool_get(const struct config *cfg, const char *db, const char *user,

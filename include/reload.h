@@ -13,12 +13,16 @@
  * (malloc'd, may be NULL) says why. */
 bool reload_config(char **errors);
 /* Makes cfg (a complete snapshot: from a reload or admin SET) the current
- * one and applies it to logging and pools; the old snapshot is freed. */
+ * one and applies it to TLS, logging and pools; the old snapshot is freed.
+ * TLS files that do not load leave everything as it was (cfg is freed). */
 void reload_swap(struct config *cfg);
+/* The value in the file of restart-only key i (config_key_at) when it
+ * differs from the one in force, else NULL. */
+const char *reload_pending_value(size_t i);
 void reload_free(void);
 /* Builds the TLS contexts from cfg (on start-up, for --check, and on each
- * reload). False when a side failed (err says why); on a reload that side
- * keeps its previous context and the failure is logged here. */
+ * reload), both or neither. False when one failed (err says why); the old
+ * contexts then stay, and on a reload the failure is logged here. */
 bool reload_tls(const struct config *cfg, bool startup, char *err, size_t errlen) MUST_CHECK;
 /* Logs "not supported yet" warnings (the config_warn_fn for config_load). */
 void reload_warn(const char *file, int line, const char *msg);

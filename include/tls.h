@@ -42,6 +42,10 @@ struct tls_conn;
 enum tls_sslmode tls_sslmode_parse(const char *s);
 const char *tls_sslmode_name(enum tls_sslmode m);
 
+/* Builds both contexts and puts them in force together, or neither: on
+ * failure both sides keep their previous context and mode, err says why. */
+bool tls_configure(const struct tls_settings *acc, const struct tls_settings *con, char *err,
+		   size_t errlen) MUST_CHECK;
 /* Builds the accept (client-facing) or connect (server-facing) context.
  * On failure the previous context and mode stay and err says why. */
 bool tls_configure_accept(const struct tls_settings *s, char *err, size_t errlen) MUST_CHECK;

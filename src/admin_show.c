@@ -28,6 +28,7 @@
 #include "iobuf.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "reload.h"
 #include "loop.h"
 #include "params.h"
 #include "pool.h"
@@ -1139,6 +1140,15 @@ static void show_config(struct admin_reply *r)
 		admin_row_text(&row, k->default_value);
 		admin_row_text(&row, k->reloadable ? "yes" : "no");
 		admin_reply_row(r, &row);
+	}
+	for (size_t i = 0; i < config_key_count(); i++) {
+		const char *next = reload_pending_value(i);
+		char buf[512], msg[1200];
+		if (!next)
+			continue;
+		snprintf(msg, sizeof(msg), "%s = \"%s\" is pending: it needs a restart (in force: \"%s\")",
+			 config_key_at(i)->name, next, config_key_value(cfg, i, buf, sizeof(buf)));
+		admin_reply_notice(r, msg);
 	}
 }
 

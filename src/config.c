@@ -1474,6 +1474,49 @@ struct config *config_swap(struct config *cfg)
 	return old;
 }
 
+/* Copies the value of field k from src into dst (strings duplicated). */
+static void copy_field(const struct key_def *k, struct config *dst, const struct config *src)
+{
+	void *d = (char *)dst + k->off;
+	const void *v = (const char *)src + k->off;
+	switch (k->type) {
+	case KT_STR:
+	case KT_PATH:
+	case KT_CHOICE:
+		set_string(d, xstrdup(*(char *const *)v));
+		return;
+	case KT_INT:
+	case KT_OCTAL:
+		*(int *)d = *(const int *)v;
+		return;
+	case KT_INT64:
+		*(int64_t *)d = *(const int64_t *)v;
+		return;
+	case KT_BOOL:
+		*(bool *)d = *(const bool *)v;
+		return;
+	case KT_USEC:
+	case KT_MSEC:
+		*(usec_t *)d = *(const usec_t *)v;
+		return;
+	case KT_POOL_MODE:
+		*(enum pool_mode *)d = *(const enum pool_mode *)v;
+		return;
+	case KT_AUTH_TYPE:
+		*(enum auth_type *)d = *(const enum auth_type *)v;
+		return;
+	}
+}
+
+void config_keep_restart_keys(struct config *cfg, const struct config *cur)
+{
+	if (!cur)
+		return;
+	for (size_t i = 0; i < N_MAIN_KEYS; i++)
+		if (!main_keys[i].info.reloadable && !main_keys[i].alias)
+			copy_field(&main_keys[i], cfg, cur);
+}
+
 void config_free(struct config *cfg)
 {
 	if (!cfg)

@@ -72,11 +72,12 @@ bool log_setup(const char *logfile, bool use_syslog, const char *ident, const ch
 	return true;
 }
 
+static bool no_stderr;   /* -q: nothing goes to standard error */
+
 void log_set_verbosity(int verbose, bool quiet)
 {
-	if (quiet)
-		log_level_max = LOG_LVL_WARNING;
-	else if (verbose <= 0)
+	no_stderr = quiet;
+	if (verbose <= 0)
 		log_level_max = LOG_LVL_INFO;
 	else if (verbose == 1)
 		log_level_max = LOG_LVL_DEBUG;
@@ -104,6 +105,8 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 
 	if (log_syslog)
 		syslog(syslog_priority(lvl), "%s %s", level_names[lvl], msg);
+	if (!log_file && no_stderr)
+		return;
 
 	struct timeval tv;
 	struct tm tm;

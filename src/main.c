@@ -48,6 +48,7 @@ struct options {
 	const char *config_path;
 	const char *passwd_user;   /* --passwd USER */
 	bool daemon, check, quiet;
+	const char *user;          /* -u: overrides the user key */
 	int verbose;
 };
 
@@ -103,7 +104,8 @@ static void usage(FILE *f)
 		"Usage: tidepool [OPTIONS] CONFIG\n\n"
 		"  -d, --daemon    run in the background (needs pidfile)\n"
 		"  -v, --verbose   more log output (repeat for more)\n"
-		"  -q, --quiet     only warnings and errors\n"
+		"  -q, --quiet     log nothing to standard error (logfile and syslog still get it)\n"
+		"  -u, --user NAME switch to this user after start (as the user key)\n"
 		"      --check     check the configuration, print every problem, exit 0 or 1\n"
 		"      --passwd USER  read a password from stdin and print a userlist.txt line\n"
 		"                  for USER with a SCRAM-SHA-256 verifier (4096 iterations)\n"
@@ -119,10 +121,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "quiet", no_argument, NULL, 'q' }, { "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' }, { "check", no_argument, NULL, 'C' },
 		{ "passwd", required_argument, NULL, 'P' },
+		{ "reboot", no_argument, NULL, 'R' }, { "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "dvqVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "dvqVhRu:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': o->daemon = true; break;
 		case 'v': o->verbose++; break;
@@ -131,6 +134,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'P': o->passwd_user = optarg; break;
 		case 'V': printf("tidepool %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
+		case 'R':
+			fprintf(stderr, "tidepool: -R/--reboot (online restart with socket hand-over) is a PgBouncer "
+				"option tidepool does not have; run several processes with so_reuseport and peering "
+				"instead (doc/scaling.md)\n");
+			exit(1);
+		case 'u': o->user = optarg; break;
 		default: usage(stderr); exit(1);
 		}
 	}
@@ -531,7 +540,7 @@ int main(int argc, char **argv)
 	int n_workers = config_workers(cfg);
 	if (n_workers > 1) {
 		int code = 0;
-		if (!listen_open(cfg) || !drop_privileges(cfg->user))
+		if (!listen_open(cfg) || !drop_privileges(o.user ? o.user : cfg->user))
 			return 1;
 		worker_id = workers_run(cfg, n_workers, &code);
 		if (worker_id == 0) {
@@ -561,7 +570,7 @@ int main(int argc, char **argv)
 		if (!listen_start(cfg, client_accept))
 			return 1;
 		(void)http_start(cfg);
-		if (!drop_privileges(cfg->user))
+		if (!drop_privileges(o.user ? o.user : cfg->user))
 			return 1;
 	}
 	signals_start();

@@ -309,6 +309,42 @@ struct pool *pool_get_console(void)
 	return p;
 }
 
+/* What a server connection of p is made of: where it goes, as whom, and
+ * what it is told at start. A change closes the pool's servers. */
+static char *pool_target(const struct pool *p)
+{
+#define S(x) ((x) ? (x) : "")
+	return xasprintf("%s\x1f%d\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", S(p->server_host),
+			 p->server_port, S(p->server_dbname), S(p->server_user), S(p->server_password),
+			 S(p->connect_query), S(p->startup_encoding), S(p->startup_datestyle),
+			 S(p->startup_timezone), S(p->startup_appname));
+#undef S
+}
+
+/* Every server of p is closed at its next release (idle ones by the
+ * scheduler and the janitor). */
+static void pool_close_at_release(struct pool *p)
+{
+	for (int st = 0; st < SV_STATE_COUNT; st++) {
+		struct list_node *m;
+		for (m = p->servers[st].next; m != &p->servers[st]; m = m->next)
+			list_entry(m, struct server, node)->close_needed = true;
+	}
+}
+
+void pool_close_all_at_release(const char *why)
+{
+	struct list_node *n;
+	for (n = pools.next; n != &pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		if (p->console || pool_total_servers(p) == 0)
+			continue;
+		log_info("pool %s/%s: servers close at their next release: %s", p->db_name, p->user_name, why);
+		pool_close_at_release(p);
+		pool_kick(p);
+	}
+}
+
 void pool_apply_config(const struct config *cfg)
 {
 	struct list_node *n;
@@ -322,20 +358,13 @@ void pool_apply_config(const struct config *cfg)
 			fail_waiters(p, "08P01", "database configuration changed");
 			continue;
 		}
-		char *old_host = p->server_host ? xstrdup(p->server_host) : NULL;
-		int old_port = p->server_port;
+		char *old_target = pool_target(p);
 		pool_load(p, cfg, dbc);
-		bool moved = (old_host == NULL) != (p->server_host == NULL) ||
-			     (old_host && strcmp(old_host, p->server_host) != 0) || old_port != p->server_port;
-		free(old_host);
-		if (moved) {
-			/* Servers of the old address are closed when released. */
-			for (int st = 0; st < SV_STATE_COUNT; st++) {
-				struct list_node *m;
-				for (m = p->servers[st].next; m != &p->servers[st]; m = m->next)
-					list_entry(m, struct server, node)->close_needed = true;
-			}
-		}
+		char *new_target = pool_target(p);
+		if (strcmp(old_target, new_target) != 0)
+			pool_close_at_release(p);   /* servers of the old target */
+		free(old_target);
+		free(new_target);
 		pool_server_gone(p);   /* a bigger pool may serve waiting clients now */
 	}
 }

@@ -33,20 +33,36 @@ static char *join_errors(const struct config_errors *errs)
 	return out;
 }
 
-/* Keys that only take effect at start-up: say so when they change. */
-static void warn_restart_keys(const struct config *old, const struct config *cfg)
+/* Restart-only keys whose file value differs from the one in force:
+ * pending[i] is the value waiting for a restart (NULL: none). */
+static char *pending[256];
+
+/* Keys that only take effect at start-up: the snapshot keeps the value in
+ * force (config_keep_restart_keys) and the new one is pending; say so in
+ * the log whenever that changes. */
+static void remember_pending(const struct config *old, const struct config *cfg)
 {
-	for (size_t i = 0; i < config_key_count(); i++) {
+	if (!old)
+		return;
+	for (size_t i = 0; i < config_key_count() && i < ARRAY_SIZE(pending); i++) {
 		const struct config_key_info *k = config_key_at(i);
 		if (k->reloadable)
 			continue;
 		char a[512], b[512];
 		const char *va = config_key_value(old, i, a, sizeof(a));
 		const char *vb = config_key_value(cfg, i, b, sizeof(b));
-		if (strcmp(va, vb) != 0)
-			log_warning("%s changed from \"%s\" to \"%s\": needs a restart, keeping \"%s\"",
-				    k->name, va, vb, va);
+		bool differs = strcmp(va, vb) != 0;
+		if (differs && (!pending[i] || strcmp(pending[i], vb) != 0))
+			log_warning("%s = \"%s\" is pending: it needs a restart; \"%s\" stays in force",
+				    k->name, vb, va);
+		free(pending[i]);
+		pending[i] = differs ? xstrdup(vb) : NULL;
 	}
+}
+
+const char *reload_pending_value(size_t i)
+{
+	return i < ARRAY_SIZE(pending) ? pending[i] : NULL;
 }
 
 static void tls_settings_of(const struct config *cfg, bool client_side, struct tls_settings *t)
@@ -71,34 +87,61 @@ static void tls_settings_of(const struct config *cfg, bool client_side, struct t
 
 bool reload_tls(const struct config *cfg, bool startup, char *err, size_t errlen)
 {
-	struct tls_settings t;
-	char e1[400] = "", e2[400] = "";
-	tls_settings_of(cfg, true, &t);
-	bool ok1 = tls_configure_accept(&t, e1, sizeof(e1));
-	tls_settings_of(cfg, false, &t);
-	bool ok2 = tls_configure_connect(&t, e2, sizeof(e2));
-	snprintf(err, errlen, "%s%s%s", e1, e1[0] && e2[0] ? "; " : "", e2);
-	if (!startup && !ok1)
-		log_error("client TLS settings not applied, keeping the previous ones (client_tls_sslmode = %s): %s",
-			  tls_sslmode_name(tls_accept_mode()), e1);
-	if (!startup && !ok2)
-		log_error("server TLS settings not applied, keeping the previous ones (server_tls_sslmode = %s): %s",
-			  tls_sslmode_name(tls_connect_mode()), e2);
-	return ok1 && ok2;
+	struct tls_settings a, c;
+	tls_settings_of(cfg, true, &a);
+	tls_settings_of(cfg, false, &c);
+	if (tls_configure(&a, &c, err, errlen))
+		return true;
+	if (!startup)
+		log_error("TLS settings not applied: %s", err);
+	return false;
+}
+
+/* Did anything that shapes a server connection's TLS change? Servers made
+ * with the old settings are then closed at their next release. */
+static bool server_tls_changed(const struct config *a, const struct config *b)
+{
+	const char *const pairs[][2] = {
+		{ a->server_tls_sslmode, b->server_tls_sslmode }, { a->server_tls_ca_file, b->server_tls_ca_file },
+		{ a->server_tls_key_file, b->server_tls_key_file },
+		{ a->server_tls_cert_file, b->server_tls_cert_file },
+		{ a->server_tls_protocols, b->server_tls_protocols },
+		{ a->server_tls_ciphers, b->server_tls_ciphers },
+		{ a->server_tls13_ciphers, b->server_tls13_ciphers },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(pairs); i++)
+		if (strcmp(pairs[i][0], pairs[i][1]) != 0)
+			return true;
+	return false;
+}
+
+/* Puts cfg in force; its TLS files are loaded first, and if they do not
+ * load nothing changes (cfg is freed) and false is returned with *errors. */
+static bool apply_snapshot(struct config *cfg, char **errors)
+{
+	char tls_err[800];
+	const struct config *cur = config_current();
+	if (!reload_tls(cfg, false, tls_err, sizeof(tls_err))) {
+		if (errors)
+			*errors = xasprintf("TLS: %s", tls_err);
+		config_free(cfg);
+		return false;
+	}
+	bool tls_moved = cur && server_tls_changed(cur, cfg);
+	remember_pending(cur, cfg);
+	config_keep_restart_keys(cfg, cur);
+	struct config *old = config_swap(cfg);
+	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
+	pool_apply_config(cfg);
+	if (tls_moved)
+		pool_close_all_at_release("server TLS settings changed");
+	config_free(old);
+	return true;
 }
 
 void reload_swap(struct config *cfg)
 {
-	/* Restart-only settings keep their old values in the new snapshot. */
-	const struct config *cur = config_current();
-	cfg->listen_port = cur->listen_port;
-	cfg->pkt_buf = cur->pkt_buf;
-	struct config *old = config_swap(cfg);
-	(void)!log_setup(cfg->logfile, cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
-	pool_apply_config(cfg);
-	char tls_err[800];
-	(void)!reload_tls(cfg, false, tls_err, sizeof(tls_err));
-	config_free(old);
+	(void)apply_snapshot(cfg, NULL);
 }
 
 bool reload_config(char **errors)
@@ -106,19 +149,20 @@ bool reload_config(char **errors)
 	struct config_errors errs = { 0 };
 	const struct config *cur = config_current();
 	struct config *cfg = config_load(cur->conffile, &errs, reload_warn);
+	char *msg = NULL;
+	if (!cfg)
+		msg = join_errors(&errs);
+	config_errors_free(&errs);
+	if (cfg && !apply_snapshot(cfg, &msg))
+		cfg = NULL;
 	if (!cfg) {
-		char *msg = join_errors(&errs);
-		log_error("reload failed, keeping the old configuration: %s", msg);
+		log_error("reload failed, nothing applied, keeping the old configuration: %s", msg);
 		if (errors)
 			*errors = msg;
 		else
 			free(msg);
-		config_errors_free(&errs);
 		return false;
 	}
-	config_errors_free(&errs);
-	warn_restart_keys(cur, cfg);
-	reload_swap(cfg);
 	log_info("configuration reloaded");
 	if (errors)
 		*errors = NULL;
@@ -127,6 +171,10 @@ bool reload_config(char **errors)
 
 void reload_free(void)
 {
+	for (size_t i = 0; i < ARRAY_SIZE(pending); i++) {
+		free(pending[i]);
+		pending[i] = NULL;
+	}
 	tls_free_contexts();
 	config_free(config_swap(NULL));
 }

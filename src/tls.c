@@ -405,6 +405,23 @@ static SSL_CTX *connect_ctx(char *err, size_t errlen)
 	return connect_side.ctx;
 }
 
+bool tls_configure(const struct tls_settings *acc, const struct tls_settings *con, char *err, size_t errlen)
+{
+	enum tls_sslmode amode = tls_sslmode_parse(acc->sslmode), cmode = tls_sslmode_parse(con->sslmode);
+	SSL_CTX *actx = NULL, *cctx = NULL;
+	bool lazy = cmode != TLS_DISABLE && connect_deferrable(con, cmode);
+	err[0] = '\0';
+	if (amode != TLS_DISABLE && !(actx = build_accept(acc, amode, err, errlen)))
+		return false;
+	if (cmode != TLS_DISABLE && !lazy && !(cctx = build_connect(con, cmode, err, errlen))) {
+		SSL_CTX_free(actx);
+		return false;
+	}
+	side_set(&accept_side, actx, amode, NULL);
+	side_set(&connect_side, cctx, cmode, lazy ? con : NULL);
+	return true;
+}
+
 bool tls_configure_accept(const struct tls_settings *s, char *err, size_t errlen)
 {
 	return configure(&accept_side, s, true, err, errlen);

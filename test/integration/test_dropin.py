@@ -407,3 +407,95 @@ def test_options_other_than_settings_are_refused(tidepool, role):
         tp.connect(user=role, options="-d 5")
     with pytest.raises(psycopg.OperationalError, match="not a setting name"):
         tp.connect(user=role, options="-c bad;name=1")
+
+
+# ------------------------------------------------------ reloads that never lie
+
+def config_value(adm, key):
+    return {r[0]: r[1] for r in adm.execute("SHOW CONFIG").fetchall()}[key]
+
+
+def metric(tp, name):
+    import urllib.request
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % tp.main["metrics_port"],
+                                  timeout=10).read().decode()
+    return float(re.search(r"^%s (\S+)$" % name, body, re.M).group(1))
+
+
+def test_reload_that_cannot_apply_everything_applies_nothing(tidepool, tmp_path):
+    from conftest import free_port
+    tp = tidepool(admin_users="postgres", default_pool_size=20, metrics_port=free_port())
+    # a good change and a TLS key that does not load, in one reload
+    tp.write_config(default_pool_size=7, client_tls_sslmode="require",
+                    client_tls_key_file=str(tmp_path / "missing.key"),
+                    client_tls_cert_file=str(tmp_path / "missing.crt"))
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        with pytest.raises(psycopg.Error, match="TLS") as e:
+            adm.execute("RELOAD")
+        assert "missing" in str(e.value)
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        assert config_value(adm, "default_pool_size") == "20"
+        assert config_value(adm, "client_tls_sslmode") == "disable"
+    assert "reload failed, nothing applied" in tp.log()
+    assert metric(tp, "tidepool_config_last_reload_successful") == 0
+    # clients are still served in the clear
+    with tp.connect(sslmode="disable") as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+    tp.write_config(default_pool_size=7, client_tls_sslmode=None, client_tls_key_file=None,
+                    client_tls_cert_file=None)
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        adm.execute("RELOAD")
+        assert config_value(adm, "default_pool_size") == "7"
+    assert metric(tp, "tidepool_config_last_reload_successful") == 1
+
+
+def test_database_target_change_closes_servers_at_release(tidepool, pg, role):
+    tp = tidepool(pool_mode="transaction", default_pool_size=2)
+    a = tp.connect(user=role)
+    a.execute("begin")
+    assert a.execute("select current_database()").fetchone()[0] == "appdb"
+    tp.write_config(databases={"appdb": "host=127.0.0.1 port=%d dbname=postgres" % pg.port,
+                               "postgres": "host=127.0.0.1 port=%d dbname=postgres" % pg.port})
+    tp.reload()
+    # the open transaction goes on on its server ...
+    assert a.execute("select current_database()").fetchone()[0] == "appdb"
+    a.execute("commit")
+    # ... which closes at release; the next transactions run on the new target
+    for _ in range(3):
+        assert a.execute("select current_database()").fetchone()[0] == "postgres"
+    wait_until(lambda: len(pg.backends(dbname="appdb", user=role)) == 0, 10)
+
+
+def test_restart_only_key_is_pending_not_in_force(tidepool):
+    tp = tidepool(admin_users="postgres")
+    old_port = tp.port
+    tp.write_config(listen_backlog=99)
+    tp.reload()
+    wait_until(lambda: "listen_backlog = \"99\" is pending" in tp.log(), 5)
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        notices = []
+        adm.add_notice_handler(lambda d: notices.append(d.message_primary))
+        assert config_value(adm, "listen_backlog") == "128"
+        assert any("listen_backlog = \"99\" is pending" in n for n in notices), notices
+    assert tp.port == old_port
+
+
+# ------------------------------------------------------ command line
+
+def test_quiet_means_nothing_on_stderr(tidepool, role, tmp_path):
+    tp = tidepool(args=("-q",))
+    with tp.connect(user=role) as c:
+        c.execute("select 1")
+    assert tp.log().strip() == "", tp.log()
+    logfile = tmp_path / "quiet.log"
+    tp2 = tidepool(args=("-q",), logfile=str(logfile))
+    with tp2.connect(user=role) as c:
+        c.execute("select 1")
+    wait_until(lambda: "login attempt" in logfile.read_text(), 5)
+
+
+@pytest.mark.parametrize("flag", ["-R", "--reboot"])
+def test_pgbouncer_flags_tidepool_lacks_are_refused_clearly(tidepool, flag):
+    tp = tidepool(start=False)
+    p = subprocess.run([tidepool_bin(), flag, tp.config_path], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0 and "PgBouncer option tidepool does not have" in p.stderr, p.stderr

@@ -508,7 +508,7 @@ def test_reload_rereads_certificates_and_a_broken_key_keeps_the_old(tidepool, ce
     with open(key, "w") as f:
         f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     tp.reload()
-    assert wait_until(lambda: "client TLS settings not applied" in tp.log(), 5), tp.log()[-2000:]
+    assert wait_until(lambda: "reload failed, nothing applied" in tp.log(), 5), tp.log()[-2000:]
     assert _peer_serial(tp, certs) == 2002
     with tp.connect(sslmode="require") as conn:
         assert conn.execute("select 'after bad reload'").fetchone() == ("after bad reload",)
