@@ -114,6 +114,7 @@ KEY_TESTS = {
     "unix_socket_mode": "test_every_key.py::test_unix_socket_mode",
     "user": "test_dropin.py::test_user_switches_account",
     "verbose": "test_http.py::test_livez_readyz_404_405_and_head",
+    "workers": "test_workers.py::test_workers_share_the_port_and_cancels_reach_their_query",
 }
 
 REFUSED = {"auth_ident_file", "auth_ldap_options", "autodb_idle_timeout", "pool_idle_timeout"}
