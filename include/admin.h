@@ -86,7 +86,8 @@ void admin_row_init(struct admin_row *row);
 void admin_row_text(struct admin_row *row, const char *s);
 void admin_row_int(struct admin_row *row, long long v);
 void admin_row_uint(struct admin_row *row, unsigned long long v);
-/* A wall-clock time in microseconds as timestamptz text; 0 is NULL. */
+/* A wall-clock time in microseconds as PgBouncer's text, local time
+ * "2026-12-07 23:26:44 UTC" (a text column, OID 25); 0 is NULL. */
 void admin_row_time(struct admin_row *row, usec_t wall);
 
 enum admin_show_result {

@@ -191,11 +191,10 @@ void admin_row_time(struct admin_row *row, usec_t wall)
 	}
 	time_t t = (time_t)(wall / USEC_PER_SEC);
 	struct tm tm;
-	gmtime_r(&t, &tm);
-	/* As PostgreSQL prints timestamptz with DateStyle ISO, TimeZone GMT. */
+	localtime_r(&t, &tm);
+	/* PgBouncer's format: local time with the zone's abbreviation, sent as text */
 	char *buf = row->num[row->n];
-	size_t len = strftime(buf, sizeof(row->num[0]), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(buf + len, sizeof(row->num[0]) - len, ".%06d+00", (int)(wall % USEC_PER_SEC));
+	strftime(buf, sizeof(row->num[0]), "%Y-%m-%d %H:%M:%S %Z", &tm);
 	row->val[row->n] = row->num[row->n];
 	row->n++;
 }
@@ -265,7 +264,7 @@ static const struct admin_col socket_cols[] = {
 	{ "type", ADMIN_TEXT }, { "user", ADMIN_TEXT }, { "database", ADMIN_TEXT },
 	{ "replication", ADMIN_TEXT }, { "state", ADMIN_TEXT }, { "addr", ADMIN_TEXT },
 	{ "port", ADMIN_INT4 }, { "local_addr", ADMIN_TEXT }, { "local_port", ADMIN_INT4 },
-	{ "connect_time", ADMIN_TIMESTAMPTZ }, { "request_time", ADMIN_TIMESTAMPTZ },
+	{ "connect_time", ADMIN_TEXT }, { "request_time", ADMIN_TEXT },
 	{ "wait", ADMIN_INT4 }, { "wait_us", ADMIN_INT4 }, { "close_needed", ADMIN_INT4 },
 	{ "ptr", ADMIN_TEXT }, { "link", ADMIN_TEXT }, { "remote_pid", ADMIN_INT4 },
 	{ "tls", ADMIN_TEXT }, { "application_name", ADMIN_TEXT },
