@@ -212,6 +212,11 @@ static void statement_class(const char *q, const char *end, struct pin_class *ou
 struct pin_class pin_classify(const char *q, size_t len)
 {
 	struct pin_class out = { PIN_NONE, false, false };
+	/* A Query's text ends in its NUL terminator: not a statement, and
+	 * without it "SELECT 1;" is one statement, not two (one memchr less
+	 * per statement). */
+	while (len > 0 && q[len - 1] == '\0')
+		len--;
 	const char *end = q + len, *p = q;
 	do {
 		const char *next = sql_statement_end(p, end);
