@@ -37,6 +37,7 @@ struct client {
 	bool ps_track;                  /* named prepared statements are rewritten */
 	bool ps_hold;                   /* scanning waits for the server to answer everything */
 	bool pinned;                    /* keeps its server until it leaves (pin.h) */
+	bool drain_served;              /* ended a transaction during a drain: the next one is refused */
 	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
 	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;
@@ -71,6 +72,9 @@ void client_set_hooks(const struct client_hooks *hooks);
  * database is the console's). */
 const struct client_console_ops *client_console(void);
 
+/* c keeps a server between transactions (session mode, or pinned) and is
+ * between two of them now: a drain may close it. */
+bool client_between_transactions(const struct client *c);
 /* Takes ownership of an accepted socket. */
 void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool is_unix);
 /* Sends an ErrorResponse (FATAL) with sqlstate and closes the client. */

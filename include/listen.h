@@ -26,6 +26,11 @@ void listen_serve(listen_accept_fn accept_fn, bool shared);
 bool listen_add_abstract(const char *name, int backlog);
 /* Stops accepting and closes every listening socket (removes the unix socket). */
 void listen_stop(void);
+/* Accepts every connection already queued on the listeners, as a process
+ * about to close them does: the kernel resets connections still queued on
+ * a socket when it closes (with so_reuseport, the other processes on the
+ * port get the later ones). */
+void listen_take_queued(void);
 /* Pauses or resumes accepting without closing sockets. */
 void listen_pause(bool pause);
 /* Resolves a listen address ("*" = every address) for binding; the caller

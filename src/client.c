@@ -306,6 +306,10 @@ static void client_idle_input(struct client *c)
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
 	}
+	if (c->drain_served && hooks.draining()) {
+		client_fail(c, "57P01", "tidepool is shutting down");
+		return;
+	}
 	events_client_wants_server(c);
 	/* Reading stops only while the client really waits: a server handed
 	 * out at once keeps the read event registered, which saves an
@@ -458,14 +462,23 @@ static bool client_scan(struct client *c, struct server *s)
 	return true;
 }
 
+bool client_between_transactions(const struct client *c)
+{
+	/* In transaction mode a linked client is inside a transaction, or about
+	 * to start the one it was given the server for, unless it is pinned. */
+	return c->server && server_is_clean(c->server) &&
+	       (c->pool->mode == POOL_MODE_SESSION || c->pinned);
+}
+
 static void client_forward(struct client *c)
 {
 	struct server *s = c->server;
 	if (!c->conn.in || s->internal)
 		return;
-	/* Draining: new input on a server between transactions (session mode)
-	 * would start a transaction; the client reconnects elsewhere instead. */
-	if (hooks.draining() && c->conn.fwd < c->conn.in->end && server_is_clean(s)) {
+	/* Draining: new input on a server kept between transactions (session
+	 * mode, a pinned client) would start a transaction; the client
+	 * reconnects elsewhere instead. */
+	if (hooks.draining() && c->conn.fwd < c->conn.in->end && client_between_transactions(c)) {
 		client_fail(c, "57P01", "tidepool is shutting down");
 		return;
 	}
@@ -521,10 +534,13 @@ void client_unlink(struct client *c)
 		client_close(c, "client sent Terminate");
 		return;
 	}
-	if (hooks.draining()) {   /* the transaction is over: close now */
-		client_fail(c, "57P01", "tidepool is shutting down");
-		return;
-	}
+	/* Draining: the transaction is over. The client is not closed right
+	 * behind its ReadyForQuery (libpq would read the FATAL with it and
+	 * report the committed transaction as failed): one that connected for
+	 * this transaction closes by itself; otherwise the drain closes it once
+	 * idle, and a next transaction sent before that is refused. */
+	if (hooks.draining())
+		c->drain_served = true;
 	conn_set_reading(&c->conn, true);
 	client_process(c);
 }

@@ -246,8 +246,25 @@ bool listen_add_abstract(const char *name, int backlog)
 	return add_listener(fd, true);
 }
 
+/* With so_reuseport, each process has its own accept queue, and the kernel
+ * resets what is still queued on a socket that closes unless
+ * net.ipv4.tcp_migrate_req moves it to the port's other sockets. */
+static void note_migrate_req(const struct config *cfg)
+{
+	FILE *f = cfg->so_reuseport ? fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r") : NULL;
+	if (!f)
+		return;
+	int on = 1;
+	if (fscanf(f, "%d", &on) == 1 && on == 0)
+		log_info("so_reuseport: net.ipv4.tcp_migrate_req is 0, so connections still queued on this "
+			 "process's socket when it stops are reset; set it to 1 for restarts that lose none "
+			 "(see doc/scaling.md)");
+	fclose(f);
+}
+
 bool listen_open(const struct config *cfg)
 {
+	note_migrate_req(cfg);
 	char *addrs = xstrdup(cfg->listen_addr);
 	bool ok = true;
 	for (char *save = NULL, *tok = strtok_r(addrs, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
@@ -268,6 +285,16 @@ bool listen_open(const struct config *cfg)
 		return false;
 	}
 	return ok;
+}
+
+void listen_take_queued(void)
+{
+	int saved = accepts_per_event;
+	accepts_per_event = 1 << 16;   /* bounded: a queue is at most listen_backlog long */
+	for (int i = 0; i < n_listeners; i++)
+		if (listeners[i].ev)
+			on_accept(listeners[i].fd, EV_READ, &listeners[i]);
+	accepts_per_event = saved;
 }
 
 void listen_pause(bool pause)

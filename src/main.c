@@ -281,24 +281,32 @@ static void close_for_shutdown(struct client *c)
 	client_fail(c, "57P01", "tidepool is shutting down");
 }
 
-/* A drain pass: every client outside a transaction is closed (idle,
- * waiting for a server, or linked to a server that is between
- * transactions, as in session mode). A client still logging in finishes
- * its login first (bounded by client_login_timeout and shutdown_timeout):
- * cut off halfway, a driver reports a failed connection instead of
- * reconnecting; a pass after its login closes it with 57P01. */
+/* A drain pass: clients outside a transaction are closed with 57P01 (idle
+ * ones, and in session mode those linked to a server between
+ * transactions). Bounded by shutdown_timeout, nothing that is already
+ * under way is cut: a client still logging in finishes its login (cut off
+ * halfway, a driver reports a failed connection instead of reconnecting);
+ * one waiting for a server has sent its query, which runs. An idle client
+ * is closed once it has been idle for DRAIN_IDLE_GRACE: one that just
+ * logged in (the last connections taken from the queue) or just ended its
+ * transaction is most likely about to send its next message (often
+ * Terminate), and a transaction it sends after the drain began runs
+ * (client.c refuses only a second one). That is what makes a rolling
+ * restart fail no transaction of clients that connect per transaction. */
+#define DRAIN_IDLE_GRACE USEC_PER_SEC
 static void close_at_boundaries(void)
 {
-	static const enum client_state at_rest[] = { CL_WAIT_LOGIN, CL_IDLE, CL_WAITING };
 	struct list_node *l, *n, *tmp;
 	for (l = pool_list()->next; l != pool_list(); l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
-		for (size_t k = 0; k < ARRAY_SIZE(at_rest); k++)
-			list_for_each_safe(n, tmp, &p->clients[at_rest[k]])
-				close_for_shutdown(list_entry(n, struct client, node));
+		list_for_each_safe(n, tmp, &p->clients[CL_IDLE]) {
+			struct client *c = list_entry(n, struct client, node);
+			if (loop_now() - c->state_since >= DRAIN_IDLE_GRACE)
+				close_for_shutdown(c);
+		}
 		list_for_each_safe(n, tmp, &p->clients[CL_ACTIVE]) {
 			struct client *c = list_entry(n, struct client, node);
-			if (c->server && server_is_clean(c->server))
+			if (client_between_transactions(c))
 				close_for_shutdown(c);
 		}
 	}
@@ -343,6 +351,8 @@ static void shutdown_progress(void)
 
 static void close_listener(void)
 {
+	if (!worker_id)   /* a worker's sockets stay open in its siblings */
+		listen_take_queued();
 	listen_stop();
 	sd.listener_closed = true;
 	sd.closed_at = loop_now();

@@ -5,6 +5,7 @@ peer_id and [peers] that process forwards it to the peer whose id is in the
 cancel key."""
 
 import os
+import signal
 import struct
 import threading
 import time
@@ -136,3 +137,83 @@ def test_cancel_for_unknown_peer_is_dropped(tidepool):
     assert wait_until(lambda: "peer 9, which is not in [peers]" in a.log(), 5)
     with a.connect() as c:
         assert c.execute("select 1").fetchone()[0] == 1
+
+
+def _replace(tidepool, old, peer_id, port, extra):
+    """Stops old gracefully (SIGTERM: drain) and starts its replacement on
+    the same port; returns the replacement once it accepts."""
+    assert old.stop(signal.SIGTERM, 30) == 0, old.log()[-3000:]
+    new = tidepool(start=False, pool_mode="transaction", so_reuseport=1, metrics_port=0,
+                   peer_id=peer_id, listen_port=port)
+    new.port = port
+    new.extra = extra
+    new.write_config()
+    new.start()
+    assert wait_until(lambda: os.path.exists(new.unix_socket_path()), 10), new.log()
+    return new
+
+
+MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+
+@pytest.fixture
+def migrate_req():
+    """net.ipv4.tcp_migrate_req = 1 for the test (restored after): with it,
+    the kernel moves connections still queued on a closing so_reuseport
+    socket to the port's other sockets (doc/scaling.md)."""
+    try:
+        with open(MIGRATE_REQ) as f:
+            old = f.read().strip()
+        with open(MIGRATE_REQ, "w") as f:
+            f.write("1")
+    except OSError as e:
+        pytest.skip("cannot set net.ipv4.tcp_migrate_req (needs Linux 5.14+ and root): %s" % e)
+    yield
+    with open(MIGRATE_REQ, "w") as f:
+        f.write(old)
+
+
+@pytest.mark.hard_timeout(180)
+def test_rolling_restart_fails_nothing(tidepool, migrate_req):
+    """Two processes on one port; each in turn is stopped gracefully and
+    replaced while clients keep opening connections and running
+    transactions. No connection attempt is refused or reset and no
+    transaction fails: the process being stopped takes what is queued on
+    its socket before closing it, lets those clients run their transaction,
+    and the kernel sends everything later to the other process."""
+    a, b = start_pair(tidepool)
+    stop = threading.Event()
+    done, failures = [0], []
+    lock = threading.Lock()
+
+    def client():
+        while not stop.is_set():
+            try:
+                with psycopg.connect(a.dsn(), autocommit=True, prepare_threshold=None) as c:
+                    with c.transaction():
+                        assert c.execute("select 41 + 1").fetchone()[0] == 42
+                with lock:
+                    done[0] += 1
+            except Exception as e:   # noqa: BLE001 - every failure counts
+                with lock:
+                    failures.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        a2 = _replace(tidepool, a, 1, a.port, a.extra)
+        time.sleep(1)
+        b2 = _replace(tidepool, b, 2, a.port, b.extra)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert failures == [], "%d failed of %d: %s" % (len(failures), done[0] + len(failures),
+                                                   failures[:5])
+    assert done[0] > 100, done[0]
+    for tp in (a2, b2):
+        with tp.connect(host=None) as c:
+            assert c.execute("select 1").fetchone()[0] == 1
