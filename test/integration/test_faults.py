@@ -91,7 +91,9 @@ def test_large_declared_length_is_streamed_not_buffered(tidepool, role):
 
 @pytest.mark.parametrize("what", ["nothing", "partial_startup", "after_ssl_request"])
 def test_client_login_timeout_closes_stalled_client(tidepool, what):
-    tp = tidepool(client_login_timeout=1)
+    # tcp_defer_accept off: with it the kernel keeps a client that sends
+    # nothing from tidepool until TCP_DEFER_ACCEPT's 45 s run out.
+    tp = tidepool(client_login_timeout=1, tcp_defer_accept=0)
     with tp.raw() as r:
         if what == "partial_startup":
             r.send(pgraw.startup_message()[:6])
