@@ -246,12 +246,18 @@ void server_close(struct server *s, const char *reason)
 	struct pool *p = s->pool;
 	const struct server_request_ops *req = s->request;
 	s->request = NULL;
+	/* Part of a message already went to the client: an ErrorResponse now
+	 * would land inside it (test_wire_faults: the client read "message
+	 * type 'c', length 1819243365"). Its stream can only end there. */
+	bool mid_message = c && s->conn.remain > 0;
 	events_server_closing(s);
 	cancel_server_gone(s);
 	ps_server_free(s);
 	conn_close(&s->conn);
 	loop_defer(server_free, s);
-	if (c)
+	if (c && mid_message)
+		client_close(c, "server connection lost in the middle of a message");
+	else if (c)
 		client_server_lost(c, reason);
 	if (req)
 		req->lost(s->request_arg, reason);
