@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "budget.h"
 #include "client.h"
 #include "config.h"
 #include "iobuf.h"
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "params.h"
+#include "pool.h"
 #include "pool.h"
 #include "proto.h"
 #include "reload.h"
