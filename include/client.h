@@ -41,6 +41,7 @@ struct client {
 	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
 	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;
+	int replication;                /* enum pool_replication asked for at startup */
 };
 
 /* The admin console's handlers. A console client is a client whose pool

@@ -26,7 +26,7 @@ struct events {
 	void (*client_wants_server)(struct client *c);      /* -> CL_WAITING; may be linked before this returns */
 	void (*client_closed)(struct client *c);            /* -> CL_CLOSED: leaves its list */
 	/* The pool a logging-in client joins (NULL: *sqlstate, *why say why). */
-	struct pool *(*pool_for)(const struct config *cfg, const char *db, const char *user,
+	struct pool *(*pool_for)(const struct config *cfg, const char *db, const char *user, int replication,
 				 const char **sqlstate, const char **why);
 	struct pool *(*console_pool)(void);
 	int (*client_count)(void);                          /* clients past their startup packet */
@@ -68,9 +68,9 @@ static inline void events_server_closing(struct server *s) { events_table->serve
 static inline void events_server_gone(struct pool *p) { events_table->server_gone(p); }
 
 static inline struct pool *events_pool_for(const struct config *cfg, const char *db, const char *user,
-					   const char **sqlstate, const char **why)
+					   int replication, const char **sqlstate, const char **why)
 {
-	return events_table->pool_for(cfg, db, user, sqlstate, why);
+	return events_table->pool_for(cfg, db, user, replication, sqlstate, why);
 }
 static inline struct pool *events_console_pool(void) { return events_table->console_pool(); }
 static inline int events_client_count(void) { return events_table->client_count(); }

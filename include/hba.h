@@ -40,6 +40,9 @@ struct hba_request {
 	bool tls;
 	const char *database;
 	const char *user;
+	/* A physical replication connection (replication=true): only the
+	 * "replication" keyword matches its database, as in PostgreSQL. */
+	bool physical_replication;
 };
 
 /* The rule that applies: its method, and where it was written. */

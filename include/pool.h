@@ -44,7 +44,7 @@ void pool_apply_config(const struct config *cfg);
 void pool_close_all_at_release(const char *why);
 /* The pool for (db, user), created on first use. NULL (and *sqlstate, *why)
  * when the database is unknown. */
-struct pool *pool_get(const struct config *cfg, const char *db, const char *user,
+struct pool *pool_get(const struct config *cfg, const char *db, const char *user, int replication,
 		      const char **sqlstate, const char **why);
 void pool_free_all(void);
 /* The admin console's one pool (database and user "pgbouncer", as in

@@ -85,6 +85,11 @@ struct pool {
 	bool round_robin;              /* server_round_robin: idle servers are used in turn */
 	bool stale;                    /* its database left the config */
 	bool console;                  /* the admin console's pool: never has servers */
+	/* A pool of replication clients (replication=true: physical, =database:
+	 * logical). Each client gets a server of its own, started with that
+	 * replication parameter, never shared and closed when the client
+	 * leaves; no SET, check, reset or connect_query is ever sent to it. */
+	enum pool_replication { REPL_NONE, REPL_PHYSICAL, REPL_LOGICAL } replication;
 
 	struct list_node clients[CL_STATE_COUNT];
 	int n_clients[CL_STATE_COUNT];

@@ -282,6 +282,19 @@ struct sock_text {
 };
 
 /* local_addr/local_port of a socket ("unix" and listen_port for the unix socket). */
+/* SHOW CLIENTS/SERVERS replication column: none, physical or logical. */
+static const char *replication_name(const struct pool *p)
+{
+	if (!p)
+		return "none";
+	switch (p->replication) {
+	case REPL_NONE: return "none";
+	case REPL_PHYSICAL: return "physical";
+	case REPL_LOGICAL: return "logical";
+	}
+	return "none";
+}
+
 static void local_name(int fd, bool is_unix, char *buf, size_t len, int *port)
 {
 	struct sockaddr_storage ss;
@@ -337,7 +350,7 @@ static void client_row(struct admin_reply *r, const struct client *c, const char
 	admin_row_text(&row, "C");
 	admin_row_text(&row, c->user);
 	admin_row_text(&row, c->pool ? c->pool->db_name : c->dbname);
-	admin_row_text(&row, "none");
+	admin_row_text(&row, replication_name(c->pool));
 	admin_row_text(&row, state);
 	admin_row_text(&row, c->addr);
 	admin_row_int(&row, c->port);
@@ -374,7 +387,7 @@ static void server_row(struct admin_reply *r, const struct server *s, const char
 	admin_row_text(&row, "S");
 	admin_row_text(&row, s->pool->server_user);
 	admin_row_text(&row, s->pool->db_name);
-	admin_row_text(&row, "none");
+	admin_row_text(&row, replication_name(s->pool));
 	admin_row_text(&row, state);
 	admin_row_text(&row, s->addr);
 	admin_row_int(&row, s->port);

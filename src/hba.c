@@ -665,23 +665,28 @@ static bool addr_matches(const struct hba_addr *a, const struct sockaddr *sa)
 	return true;
 }
 
-/* Replication connections never reach here (tidepool refuses them), so a
- * "replication" entry matches nothing and "all" everything. */
-static bool names_match(const struct hba_names *n, const char *name, const char *user)
+/* The database column: "replication" matches physical replication
+ * connections only, and nothing else matches them; "all" matches every
+ * other connection (a logical replication one names its database). */
+static bool names_match(const struct hba_names *n, const char *name, const char *user, bool physical)
 {
 	for (size_t i = 0; i < n->n; i++) {
 		const struct hba_name *e = &n->v[i];
 		switch (e->kind) {
 		case NAME_ALL:
-			return true;
+			if (!physical)
+				return true;
+			break;
 		case NAME_SAMEUSER:
-			if (strcmp(name, user) == 0)
+			if (!physical && strcmp(name, user) == 0)
 				return true;
 			break;
 		case NAME_REPLICATION:
+			if (physical)
+				return true;
 			break;
 		case NAME_LITERAL:
-			if (strcmp(name, e->name) == 0)
+			if (!physical && strcmp(name, e->name) == 0)
 				return true;
 			break;
 		}
@@ -697,8 +702,8 @@ bool hba_match(const struct hba *h, const struct hba_request *req, struct hba_re
 			continue;
 		if (r->conn != CONN_LOCAL && !addr_matches(&r->addr, req->addr))
 			continue;
-		if (!names_match(&r->dbs, req->database, req->user) ||
-		    !names_match(&r->users, req->user, req->user))
+		if (!names_match(&r->dbs, req->database, req->user, req->physical_replication) ||
+		    !names_match(&r->users, req->user, req->user, false))
 			continue;
 		*out = (struct hba_result){ r->method, r->file, r->line };
 		return true;

@@ -307,6 +307,7 @@ static bool method_from_hba(struct client *c, const struct config *cfg, enum log
 		.tls = conn_tls_active(&c->conn),
 		.database = c->dbname,
 		.user = c->user,
+		.physical_replication = c->replication == REPL_PHYSICAL,
 	};
 	struct hba_result r;
 	if (!hba_match(cfg->hba, &req, &r)) {
@@ -394,7 +395,7 @@ static void lookup_done(void *arg, enum auth_query_status st, const char *secret
 static void start_lookup(struct client *c, const struct config *cfg, const struct lookup_config *lc)
 {
 	const char *sqlstate, *why;
-	struct pool *ap = events_pool_for(cfg, lc->dbname, lc->user, &sqlstate, &why);
+	struct pool *ap = events_pool_for(cfg, lc->dbname, lc->user, REPL_NONE, &sqlstate, &why);
 	if (!ap) {
 		client_fail(c, sqlstate, "auth_query cannot run: %s", why);
 		return;
@@ -676,8 +677,12 @@ static bool take_param(struct client *c, const struct config *cfg, const char *n
 		return true;
 	if (strcmp(name, "replication") == 0) {
 		bool on;
-		if (!parse_bool(value, &on) || on || strcmp(value, "database") == 0) {
-			client_fail(c, "08P01", "replication connections are not supported");
+		if (strcmp(value, "database") == 0) {
+			c->replication = REPL_LOGICAL;
+		} else if (parse_bool(value, &on)) {
+			c->replication = on ? REPL_PHYSICAL : REPL_NONE;
+		} else {
+			client_fail(c, "08P01", "invalid value for parameter \"replication\": \"%s\"", value);
 			return false;
 		}
 		return true;
@@ -756,7 +761,7 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 	}
 	const char *sqlstate, *why;
 	struct pool *p = client_console()->is_console_db(c->dbname) ? events_console_pool()
-			 : events_pool_for(cfg, c->dbname, c->user, &sqlstate, &why);
+			 : events_pool_for(cfg, c->dbname, c->user, (int)c->replication, &sqlstate, &why);
 	if (!p) {
 		client_fail(c, sqlstate, "%s", why);
 		return;

@@ -230,6 +230,10 @@ static void pool_load(struct pool *p, const struct config *cfg, const struct db_
 	p->max_user_connections = first_set(u ? u->max_user_connections : -1, cfg->max_user_connections, 0);
 	p->server_lifetime = db->server_lifetime >= 0 ? db->server_lifetime : cfg->server_lifetime;
 	pool_load_client_limits(p, cfg, db, u);
+	if (p->replication != REPL_NONE) {   /* one server per client, never shared */
+		p->mode = POOL_MODE_SESSION;
+		p->pool_size = p->min_pool_size = p->reserve_pool_size = 0;
+	}
 	p->round_robin = cfg->server_round_robin;
 }
 
@@ -253,13 +257,14 @@ static struct pool *pool_new(const char *db, const char *user)
 	return p;
 }
 
-struct pool *pool_get(const struct config *cfg, const char *db, const char *user,
+struct pool *pool_get(const struct config *cfg, const char *db, const char *user, int replication,
 		      const char **sqlstate, const char **why)
 {
 	struct list_node *n;
 	for (n = pools.next; n != &pools; n = n->next) {
 		struct pool *p = list_entry(n, struct pool, node);
-		if (!p->stale && strcmp(p->db_name, db) == 0 && strcmp(p->user_name, user) == 0)
+		if (!p->stale && (int)p->replication == replication && strcmp(p->db_name, db) == 0 &&
+		    strcmp(p->user_name, user) == 0)
 			return p;
 	}
 	const struct db_config *dbc = find_db(cfg, db);
@@ -271,6 +276,7 @@ struct pool *pool_get(const struct config *cfg, const char *db, const char *user
 		return NULL;
 	}
 	struct pool *p = pool_new(db, user);
+	p->replication = (enum pool_replication)replication;
 	pool_load(p, cfg, dbc);
 	list_add_tail(&pools, &p->node);
 	log_debug("new pool %s/%s (mode %s, size %d)", db, user, config_pool_mode_name(p->mode), p->pool_size);
@@ -534,7 +540,8 @@ static void pool_launch_for_waiters(struct pool *p)
 static bool server_needs_check(const struct server *s)
 {
 	const struct config *cfg = config_current();
-	return cfg->server_check_query[0] && loop_now() - s->state_since > cfg->server_check_delay;
+	return cfg->server_check_query[0] && s->pool->replication == REPL_NONE &&
+	       loop_now() - s->state_since > cfg->server_check_delay;
 }
 
 static void check_done(struct server *s, bool ok)

@@ -743,7 +743,7 @@ void server_link(struct server *s, struct client *c)
 	s->release_after_flush = false;
 	s->last_used = loop_now();
 	char sql[4096];
-	if (build_param_sync(s, c, sql, sizeof(sql))) {
+	if (s->pool->replication == REPL_NONE && build_param_sync(s, c, sql, sizeof(sql))) {
 		server_run_internal(s, sql, true, param_sync_done);
 		return;
 	}
@@ -795,6 +795,10 @@ void server_release(struct server *s, bool client_left)
 	if (!server_is_clean(s)) {
 		server_close(s, client_left ? "client disconnected in the middle of a transaction"
 					    : "released in an unclean state");
+		return;
+	}
+	if (s->pool->replication != REPL_NONE) {
+		server_close(s, "replication connection ended");
 		return;
 	}
 	if (s->session_state && !cfg->server_reset_query[0]) {

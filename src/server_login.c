@@ -59,6 +59,10 @@ static void send_startup(struct server *s)
 	if (p->startup_datestyle) { names[n] = "datestyle"; values[n++] = p->startup_datestyle; }
 	if (p->startup_timezone) { names[n] = "timezone"; values[n++] = p->startup_timezone; }
 	if (p->startup_appname) { names[n] = "application_name"; values[n++] = p->startup_appname; }
+	if (p->replication != REPL_NONE) {
+		names[n] = "replication";
+		values[n++] = p->replication == REPL_LOGICAL ? "database" : "true";
+	}
 	uint8_t buf[2048];
 	struct proto_writer w;
 	proto_writer_init(&w, buf, sizeof(buf));
@@ -318,7 +322,7 @@ static void login_complete(struct server *s, const uint8_t *body, size_t len)
 		   tls_info[0] ? ", TLS " : "", tls_info);
 	p->last_connect_failure = 0;
 	p->stats.server_logins++;
-	if (p->connect_query) {
+	if (p->connect_query && p->replication == REPL_NONE) {
 		server_run_internal(s, p->connect_query, false, connect_query_done);
 		return;
 	}
