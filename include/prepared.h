@@ -34,21 +34,23 @@ enum ps_verdict {
 	PS_FAILED,     /* a connection was closed */
 };
 
-/* Client message types the tracking looks at. */
-static inline bool ps_client_type(uint8_t type)
-{
-	return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
-}
-
-/* A message from a client linked to s, at the client's forwarding position.
- * cls: for a Query, what pin_classify found in its text (NULL: not
- * classified; the DEALLOCATE/DISCARD pre-check then scans it itself). */
+/* The step for one message from a client linked to s, at the client's
+ * forwarding position (called from the client's dispatch switch,
+ * client.c: client_message). Each names the statement by the pool's
+ * server-side name, inserts a Parse the backend lacks, or answers what the
+ * pooler answers itself. */
+enum ps_verdict ps_parse(struct client *c, struct server *s, const struct proto_header *h);
+enum ps_verdict ps_bind(struct client *c, struct server *s, const struct proto_header *h);
+enum ps_verdict ps_describe(struct client *c, struct server *s, const struct proto_header *h);
+enum ps_verdict ps_close(struct client *c, struct server *s, const struct proto_header *h);
+/* A Query: DEALLOCATE and DISCARD ALL in SQL. cls: what pin_classify found
+ * in its text (NULL: not classified; the pre-check then scans it itself). */
 struct pin_class;
-enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h,
-				  const struct pin_class *cls);
-/* A message from an idle client (no server): true if the pooler answered
- * it (DEALLOCATE), so no server is needed. */
-bool ps_idle_message(struct client *c, const struct proto_header *h);
+enum ps_verdict ps_query(struct client *c, struct server *s, const struct proto_header *h,
+			 const struct pin_class *cls);
+/* A Query from an idle client (no server): true if the pooler answered it
+ * (DEALLOCATE), so no server is needed. */
+bool ps_idle_query(struct client *c, const struct proto_header *h);
 
 /* One Parse or Close sent to a backend, waiting for its reply. */
 struct ps_request {
@@ -67,7 +69,7 @@ struct ps_server_state {
 	uint32_t forget_batch;        /* 1 + the batch of the last DEALLOCATE the backend runs */
 };
 
-/* Does a message of this type from the backend need ps_server_message?
+/* Does a message of this type from the backend need its ps_ step?
  * Replies to queued requests do, and an error in a batch that may have
  * dropped the backend's statements (its lists must then be distrusted). */
 static inline bool ps_watches(const struct ps_server_state *ps, uint8_t type, uint32_t sync_recv)
@@ -75,13 +77,18 @@ static inline bool ps_watches(const struct ps_server_state *ps, uint8_t type, ui
 	if (!ps)
 		return false;
 	if (ps->count > 0)
-		return type == PQ_MSG_PARSE_COMPLETE || type == '3' /* CloseComplete */ || type == PQ_MSG_ERROR;
+		return type == PQ_MSG_PARSE_COMPLETE || type == PQ_MSG_CLOSE_COMPLETE || type == PQ_MSG_ERROR;
 	return type == PQ_MSG_ERROR && ps->forget_batch == sync_recv + 1;
 }
 
-/* A whole message ps_watches() picked, at the server's forwarding
- * position. */
-enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h);
+/* The step for a whole message ps_watches() picked, at the server's
+ * forwarding position (called from the server's dispatch switch,
+ * server.c: server_message): the reply to a queued Parse or Close, kept or
+ * dropped (the pooler inserted the request), and an error that ends a
+ * batch (the requests the backend skipped are undone). */
+enum ps_verdict ps_parse_complete(struct server *s, const struct proto_header *h);
+enum ps_verdict ps_close_complete(struct server *s, const struct proto_header *h);
+enum ps_verdict ps_server_error(struct server *s, const struct proto_header *h);
 /* Every Sync batch sent to s before the current one has been answered
  * (what a held client message waits for). */
 bool ps_server_settled(const struct server *s);

@@ -293,7 +293,7 @@ static void client_idle_input(struct client *c)
 		hooks.console->input(c);
 		return;
 	}
-	if (c->ps_track && ps_idle_message(c, &h)) {
+	if (h.type == PQ_MSG_QUERY && c->ps_track && ps_idle_query(c, &h)) {
 		/* answered without a server (DEALLOCATE): go on with the rest */
 		if (conn_flush(&c->conn) == CONN_IO_ERROR) {
 			client_close(c, "write to client failed");
@@ -318,47 +318,28 @@ static void client_idle_input(struct client *c)
 		conn_set_reading(&c->conn, false);
 }
 
-/* Counts what the client asks of the server, so the server is released only
- * when every Query/Sync has its ReadyForQuery. */
-static inline void client_note_message(struct server *s, uint8_t type)
+/* A request goes to s: the first since its last ReadyForQuery starts the
+ * query (and, outside a transaction, the transaction) clock. */
+static inline void client_note_start(struct server *s)
 {
-	struct stats_counters *st = &s->pool->stats;
-	if (s->pending_ready == 0 && !s->unsynced && type != PQ_MSG_COPY_DATA) {
+	if (s->pending_ready == 0 && !s->unsynced) {
 		s->query_start = loop_now();
 		if (s->tx_status == 'I')
 			s->xact_start = s->query_start;
 	}
-	if (type == PQ_MSG_PARSE)
-		st->client_parse_count++;
-	else if (type == PQ_MSG_BIND)
-		st->bind_count++;
-	switch (type) {
-	case PQ_MSG_QUERY:
-	case PQ_MSG_FUNCTION_CALL:
-		s->pending_ready++;
-		s->sync_sent++;
-		return;
-	case PQ_MSG_SYNC:
-		if (!s->copy_in) {
-			s->pending_ready++;
-			s->sync_sent++;
-		}
-		s->unsynced = false;
-		return;
-	case PQ_MSG_PARSE:
-	case PQ_MSG_BIND:
-	case PQ_MSG_DESCRIBE:
-	case PQ_MSG_EXECUTE:
-	case PQ_MSG_CLOSE:
-		s->unsynced = true;
-		return;
-	case PQ_MSG_COPY_DONE:
-	case PQ_MSG_COPY_FAIL:
-		s->copy_in = false;
-		return;
-	default:
-		return;
-	}
+}
+
+/* Query, FunctionCall or a Sync outside COPY: one more ReadyForQuery to
+ * wait for before the server may be released. */
+static inline void client_note_ready_expected(struct server *s)
+{
+	s->pending_ready++;
+	s->sync_sent++;
+}
+
+static inline bool client_sent(enum ps_verdict v)
+{
+	return v == PS_PASS || v == PS_DONE;
 }
 
 /* A Query or Parse (its first `have` body bytes) that leaves session state
@@ -385,15 +366,127 @@ static struct pin_class client_check_pin(struct client *c, struct server *s, uin
 	return cls;
 }
 
+/* What a scan of the client's buffer knows for all its messages. */
+struct client_scan {
+	const struct config *cfg;
+	bool pin_check;                 /* Query and Parse are checked for session state */
+};
+
+/* The session-state check of a Query or Parse at the forwarding position;
+ * *cls gets what pin_classify found (a Query's text is then not scanned
+ * again for DEALLOCATE). */
+static bool client_pin_step(struct client *c, struct server *s, const struct proto_header *h,
+			    struct client_scan *x, struct pin_class *cls)
+{
+	if (!x->pin_check)
+		return false;
+	const struct iobuf *b = c->conn.in;
+	uint32_t avail = b->end - c->conn.fwd;
+	*cls = client_check_pin(c, s, h->type, b->data + c->conn.fwd + PROTO_HEADER_LEN,
+				MIN(avail, h->len + 1) - PROTO_HEADER_LEN);
+	x->pin_check = !c->pinned;
+	return true;
+}
+
+/* Parse, Bind, Describe, Close: the prepared-statement step when tracking
+ * is on; then the message belongs to an unsynced extended batch. */
+static enum ps_verdict client_extended(struct server *s, enum ps_verdict v)
+{
+	if (!client_sent(v))
+		return v;
+	client_note_start(s);
+	s->unsynced = true;
+	return v;
+}
+
+/* The one place a client message is handled on its way to the server:
+ * each type's case runs the steps that type needs (session-state pinning,
+ * pin.c; prepared statements, prepared.c; the counting that decides the
+ * release) and returns what the scan does with it: PS_PASS forward it by
+ * its length, PS_DONE already forwarded or queued, PS_ANSWERED answered
+ * here, PS_NEED_MORE stop until more input (also after Terminate: nothing
+ * after it matters), PS_HOLD stop until the server has answered, PS_FAILED
+ * the client was failed. */
+static enum ps_verdict client_message(struct client *c, struct server *s, const struct proto_header *h,
+				      struct client_scan *x)
+{
+	struct stats_counters *st = &s->pool->stats;
+	struct pin_class cls;
+	enum ps_verdict v;
+	switch (h->type) {
+	case PQ_MSG_QUERY: {
+		if (x->cfg->disable_pqexec) {
+			client_fail(c, "08P01", "PQexec disallowed (disable_pqexec)");
+			return PS_FAILED;
+		}
+		bool classified = client_pin_step(c, s, h, x, &cls);
+		v = c->ps_track ? ps_query(c, s, h, classified ? &cls : NULL) : PS_PASS;
+		if (client_sent(v)) {
+			client_note_start(s);
+			client_note_ready_expected(s);
+		}
+		return v;
+	}
+	case PQ_MSG_PARSE:
+		(void)client_pin_step(c, s, h, x, &cls);
+		if (c->ps_track) {
+			v = ps_parse(c, s, h);
+		} else {
+			v = PS_PASS;
+			st->server_parse_count++;
+		}
+		if (client_sent(v))
+			st->client_parse_count++;
+		return client_extended(s, v);
+	case PQ_MSG_BIND:
+		v = c->ps_track ? ps_bind(c, s, h) : PS_PASS;
+		if (client_sent(v))
+			st->bind_count++;
+		return client_extended(s, v);
+	case PQ_MSG_DESCRIBE:
+		return client_extended(s, c->ps_track ? ps_describe(c, s, h) : PS_PASS);
+	case PQ_MSG_CLOSE:
+		return client_extended(s, c->ps_track ? ps_close(c, s, h) : PS_PASS);
+	case PQ_MSG_EXECUTE:
+		return client_extended(s, PS_PASS);
+	case PQ_MSG_SYNC:
+		client_note_start(s);
+		if (!s->copy_in)
+			client_note_ready_expected(s);
+		s->unsynced = false;
+		return PS_PASS;
+	case PQ_MSG_FUNCTION_CALL:
+		client_note_start(s);
+		client_note_ready_expected(s);
+		return PS_PASS;
+	case PQ_MSG_COPY_DATA:
+		return PS_PASS;
+	case PQ_MSG_COPY_DONE:
+	case PQ_MSG_COPY_FAIL:
+		client_note_start(s);
+		s->copy_in = false;
+		return PS_PASS;
+	case PQ_MSG_TERMINATE:
+		c->terminate_seen = true;
+		c->conn.in->end = c->conn.fwd;   /* nothing after Terminate matters */
+		return PS_NEED_MORE;
+	default:
+		client_note_start(s);
+		return PS_PASS;
+	}
+}
+
 /* Scans complete headers in the client's buffer and marks the bytes to
- * forward. Returns false if the client was failed. */
+ * forward; client_message decides for each. Returns false if the client
+ * was failed. */
 static bool client_scan(struct client *c, struct server *s)
 {
 	struct conn *cn = &c->conn;
 	struct iobuf *b = cn->in;
-	const struct config *cfg = config_current();
-	int64_t max_packet_size = cfg->max_packet_size;
-	bool pin_check = cfg->pin_session_state && !c->pinned && s->pool->mode != POOL_MODE_SESSION;
+	struct client_scan x;
+	x.cfg = config_current();
+	x.pin_check = x.cfg->pin_session_state && !c->pinned && s->pool->mode != POOL_MODE_SESSION;
+	int64_t max_packet_size = x.cfg->max_packet_size;
 	while (cn->fwd < b->end) {
 		uint32_t avail = b->end - cn->fwd;
 		if (cn->remain) {
@@ -408,52 +501,30 @@ static bool client_scan(struct client *c, struct server *s)
 			break;
 		if (!client_check_header(c, &h, r, max_packet_size))
 			return false;
-		if (h.type == PQ_MSG_QUERY && cfg->disable_pqexec) {
-			client_fail(c, "08P01", "PQexec disallowed (disable_pqexec)");
-			return false;
-		}
-		if (h.type == PQ_MSG_TERMINATE) {
-			c->terminate_seen = true;
-			b->end = cn->fwd;   /* nothing after Terminate matters */
+		switch (client_message(c, s, &h, &x)) {
+		case PS_PASS:
 			break;
-		}
-		struct pin_class cls;
-		bool classified = false;
-		if (pin_check && (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE)) {
-			cls = client_check_pin(c, s, h.type, b->data + cn->fwd + PROTO_HEADER_LEN,
-					       MIN(avail, h.len + 1) - PROTO_HEADER_LEN);
-			classified = h.type == PQ_MSG_QUERY;
-			pin_check = !c->pinned;
-		}
-		if (c->ps_track && ps_client_type(h.type)) {
-			/* the pin scan already split a Query at ';': no second scan */
-			switch (ps_client_message(c, s, &h, classified ? &cls : NULL)) {
-			case PS_PASS:
-				break;
-			case PS_DONE:
-				client_note_message(s, h.type);
-				continue;
-			case PS_ANSWERED:
-				if (conn_flush(cn) == CONN_IO_ERROR) {
-					client_close(c, "write to client failed");
-					return false;
-				}
-				continue;
-			case PS_NEED_MORE:
-				return true;
-			case PS_HOLD:
-				/* resumed by the server once it has answered everything */
-				c->ps_hold = true;
-				conn_set_reading(cn, false);
-				return true;
-			case PS_FAILED:
+		case PS_DONE:
+			b = cn->in;
+			continue;
+		case PS_ANSWERED:
+			if (conn_flush(cn) == CONN_IO_ERROR) {
+				client_close(c, "write to client failed");
 				return false;
 			}
 			b = cn->in;
-		} else if (h.type == PQ_MSG_PARSE) {
-			s->pool->stats.server_parse_count++;
+			continue;
+		case PS_NEED_MORE:
+			return true;
+		case PS_HOLD:
+			/* resumed by the server once it has answered everything */
+			c->ps_hold = true;
+			conn_set_reading(cn, false);
+			return true;
+		case PS_FAILED:
+			return false;
 		}
-		client_note_message(s, h.type);
+		b = cn->in;
 		uint32_t total = h.len + 1;
 		uint32_t n = MIN(total, avail);
 		cn->fwd += n;

@@ -329,7 +329,7 @@ static enum ps_verdict backend_deallocate(struct client *c, struct server *s, en
 	return PS_DONE;
 }
 
-static enum ps_verdict client_parse(struct client *c, struct server *s, const struct proto_header *h)
+enum ps_verdict ps_parse(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -412,7 +412,7 @@ static enum ps_verdict client_parse(struct client *c, struct server *s, const st
 	return PS_DONE;
 }
 
-static enum ps_verdict client_bind(struct client *c, struct server *s, const struct proto_header *h)
+enum ps_verdict ps_bind(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -476,7 +476,7 @@ static enum ps_verdict client_bind(struct client *c, struct server *s, const str
 	return PS_DONE;
 }
 
-static enum ps_verdict client_describe(struct client *c, struct server *s, const struct proto_header *h)
+enum ps_verdict ps_describe(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -500,7 +500,7 @@ static enum ps_verdict client_describe(struct client *c, struct server *s, const
 	return PS_DONE;
 }
 
-static enum ps_verdict client_close_msg(struct client *c, struct server *s, const struct proto_header *h)
+enum ps_verdict ps_close(struct client *c, struct server *s, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -558,8 +558,8 @@ static void answer_error(struct client *c, struct server *s, const char *sqlstat
 		answer_client(c, s, w.buf, w.len);
 }
 
-static enum ps_verdict client_query(struct client *c, struct server *s, const struct proto_header *h,
-				    const struct pin_class *cls)
+enum ps_verdict ps_query(struct client *c, struct server *s, const struct proto_header *h,
+			 const struct pin_class *cls)
 {
 	struct conn *cn = &c->conn;
 	uint32_t total = h->len + 1;
@@ -615,29 +615,10 @@ static enum ps_verdict client_query(struct client *c, struct server *s, const st
 	return PS_ANSWERED;
 }
 
-enum ps_verdict ps_client_message(struct client *c, struct server *s, const struct proto_header *h,
-				  const struct pin_class *cls)
-{
-	switch (h->type) {
-	case PQ_MSG_PARSE:
-		return client_parse(c, s, h);
-	case PQ_MSG_BIND:
-		return client_bind(c, s, h);
-	case PQ_MSG_DESCRIBE:
-		return client_describe(c, s, h);
-	case PQ_MSG_CLOSE:
-		return client_close_msg(c, s, h);
-	case PQ_MSG_QUERY:
-		return client_query(c, s, h, cls);
-	default:
-		return PS_PASS;
-	}
-}
-
-bool ps_idle_message(struct client *c, const struct proto_header *h)
+bool ps_idle_query(struct client *c, const struct proto_header *h)
 {
 	struct conn *cn = &c->conn;
-	if (h->type != PQ_MSG_QUERY || !c->ps || h->len + 1 > SQL_CHECK_MAX)
+	if (!c->ps || h->len + 1 > SQL_CHECK_MAX)
 		return false;
 	uint32_t total = h->len + 1;
 	if (iobuf_len(cn->in) < total)
@@ -736,7 +717,65 @@ static enum ps_verdict lost_sync(struct server *s, uint8_t type)
 	return PS_FAILED;
 }
 
-enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h)
+enum ps_verdict ps_parse_complete(struct server *s, const struct proto_header *h)
+{
+	struct ps_server_state *ps = s->ps;
+	struct conn *cn = &s->conn;
+	const struct ps_request *r = &ps->queue[ps->head];
+	if (r->kind == PSR_PARSE) {
+		pop_request(ps);
+		return PS_PASS;
+	}
+	if (r->kind == PSR_PARSE_INSERTED) {
+		pop_request(ps);
+		drop_server_message(cn, h->len + 1);
+		return PS_DONE;
+	}
+	return lost_sync(s, h->type);
+}
+
+enum ps_verdict ps_close_complete(struct server *s, const struct proto_header *h)
+{
+	struct ps_server_state *ps = s->ps;
+	struct conn *cn = &s->conn;
+	switch (ps->queue[ps->head].kind) {
+	case PSR_CLOSE:
+	case PSR_CLOSE_NAMED:
+		pop_request(ps);
+		return PS_PASS;
+	case PSR_CLOSE_EVICT:
+		pop_request(ps);
+		drop_server_message(cn, h->len + 1);
+		return PS_DONE;
+	case PSR_PARSE_AS_CLOSE:
+		pop_request(ps);
+		cn->in->data[cn->fwd] = PQ_MSG_PARSE_COMPLETE;
+		return PS_PASS;
+	default:
+		return lost_sync(s, h->type);
+	}
+}
+
+/* The pooler's own error (a request marked PSR_ERROR) replaces the
+ * backend's marker error; the rest of the batch was skipped. */
+static void replace_marker_error(struct server *s, const struct ps_request *r, uint32_t total)
+{
+	struct conn *cn = &s->conn;
+	const char *sqlstate = r->error;
+	const char *msg = r->error + strlen(r->error) + 1;
+	uint8_t buf[800];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_error(&w, "ERROR", sqlstate, msg);
+	if (s->client && !w.overflow) {
+		conn_splice(cn, &s->client->conn);
+		conn_queue(&s->client->conn, w.buf, w.len);
+	}
+	cn->in->start = cn->fwd + total;
+	cn->fwd = cn->in->start;
+}
+
+enum ps_verdict ps_server_error(struct server *s, const struct proto_header *h)
 {
 	struct ps_server_state *ps = s->ps;
 	struct conn *cn = &s->conn;
@@ -744,63 +783,18 @@ enum ps_verdict ps_server_message(struct server *s, const struct proto_header *h
 		drop_batch(s);
 		return PS_PASS;
 	}
-	struct ps_request *r = &ps->queue[ps->head];
+	const struct ps_request *r = &ps->queue[ps->head];
 	const uint8_t *body = cn->in->data + cn->fwd + PROTO_HEADER_LEN;
-	uint32_t total = h->len + 1;
-	switch (h->type) {
-	case PQ_MSG_PARSE_COMPLETE:
-		if (r->kind == PSR_PARSE) {
-			pop_request(ps);
-			return PS_PASS;
-		}
-		if (r->kind == PSR_PARSE_INSERTED) {
-			pop_request(ps);
-			drop_server_message(cn, total);
-			return PS_DONE;
-		}
-		return lost_sync(s, h->type);
-	case '3':   /* CloseComplete */
-		switch (r->kind) {
-		case PSR_CLOSE:
-		case PSR_CLOSE_NAMED:
-			pop_request(ps);
-			return PS_PASS;
-		case PSR_CLOSE_EVICT:
-			pop_request(ps);
-			drop_server_message(cn, total);
-			return PS_DONE;
-		case PSR_PARSE_AS_CLOSE:
-			pop_request(ps);
-			cn->in->data[cn->fwd] = PQ_MSG_PARSE_COMPLETE;
-			return PS_PASS;
-		default:
-			return lost_sync(s, h->type);
-		}
-	case PQ_MSG_ERROR:
-		if (r->batch != s->sync_recv)
-			return PS_PASS;   /* from a request the queue does not hold */
-		if (r->kind == PSR_ERROR && is_marker_error(body, h->len - 4)) {
-			const char *sqlstate = r->error;
-			const char *msg = r->error + strlen(r->error) + 1;
-			uint8_t buf[800];
-			struct proto_writer w;
-			proto_writer_init(&w, buf, sizeof(buf));
-			proto_write_error(&w, "ERROR", sqlstate, msg);
-			if (s->client && !w.overflow) {
-				conn_splice(cn, &s->client->conn);
-				conn_queue(&s->client->conn, w.buf, w.len);
-			}
-			cn->in->start = cn->fwd + total;
-			cn->fwd = cn->in->start;
-			pop_request(ps);
-			drop_batch(s);
-			return PS_DONE;
-		}
+	if (r->batch != s->sync_recv)
+		return PS_PASS;   /* from a request the queue does not hold */
+	if (r->kind == PSR_ERROR && is_marker_error(body, h->len - 4)) {
+		replace_marker_error(s, r, h->len + 1);
+		pop_request(ps);
 		drop_batch(s);
-		return PS_PASS;
-	default:
-		return PS_PASS;
+		return PS_DONE;
 	}
+	drop_batch(s);
+	return PS_PASS;
 }
 
 bool ps_server_settled(const struct server *s)

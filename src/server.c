@@ -483,14 +483,97 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 	return false;
 }
 
-/* Scans the backend's bytes for the linked client. Messages the pooler must
- * read (ReadyForQuery, ParameterStatus) are held whole; the rest pass by
- * header. */
+/* What server_scan does with one backend message (server_message). */
+enum server_step {
+	SERVER_FORWARD,    /* forward it by its length */
+	SERVER_ADVANCED,   /* already forwarded, or dropped */
+	SERVER_WAIT,       /* held whole and not complete yet: stop until more input */
+	SERVER_RELEASE,    /* the ReadyForQuery that ends the transaction: stop */
+	SERVER_FAILED,     /* the server was closed */
+};
+
+/* Messages the pooler reads are held whole in the buffer. False: not all
+ * there yet (room was made for it), or too big (the server was closed,
+ * *step says which). */
+static bool server_whole(struct server *s, uint32_t total, uint32_t avail, enum server_step *step)
+{
+	struct conn *cn = &s->conn;
+	if (total <= avail)
+		return true;
+	if (total > SERVER_MAX_HELD_MSG) {
+		server_close(s, "oversized message from server");
+		*step = SERVER_FAILED;
+		return false;
+	}
+	conn_reserve(cn, (cn->fwd - cn->in->start) + total);
+	*step = SERVER_WAIT;
+	return false;
+}
+
+static enum server_step server_ps_step(enum ps_verdict v)
+{
+	return v == PS_FAILED ? SERVER_FAILED : v == PS_DONE ? SERVER_ADVANCED : SERVER_FORWARD;
+}
+
+/* The one place a backend message is handled on its way to the client:
+ * each type's case runs the steps that type needs (the release decision,
+ * tracked parameters, COPY state, the prepared-statement replies of
+ * prepared.c). */
+static enum server_step server_message(struct server *s, const struct proto_header *h, uint32_t avail)
+{
+	struct conn *cn = &s->conn;
+	uint32_t total = h->len + 1;
+	enum server_step step;
+	switch (h->type) {
+	case PQ_MSG_READY: {
+		if (!server_whole(s, total, avail, &step))
+			return step;
+		const uint8_t *body = cn->in->data + cn->fwd + PROTO_HEADER_LEN;
+		cn->fwd += total;
+		return h->len >= 5 && server_on_ready(s, body) ? SERVER_RELEASE : SERVER_ADVANCED;
+	}
+	case PQ_MSG_PARAMETER_STATUS:
+		if (!server_whole(s, total, avail, &step))
+			return step;
+		server_param_status(s, cn->in->data + cn->fwd + PROTO_HEADER_LEN, h->len - 4, true);
+		return SERVER_FORWARD;
+	case PQ_MSG_PARSE_COMPLETE:
+		if (!ps_watches(s->ps, PQ_MSG_PARSE_COMPLETE, s->sync_recv))
+			return SERVER_FORWARD;
+		return server_whole(s, total, avail, &step) ? server_ps_step(ps_parse_complete(s, h)) : step;
+	case PQ_MSG_CLOSE_COMPLETE:
+		if (!ps_watches(s->ps, PQ_MSG_CLOSE_COMPLETE, s->sync_recv))
+			return SERVER_FORWARD;
+		return server_whole(s, total, avail, &step) ? server_ps_step(ps_close_complete(s, h)) : step;
+	case PQ_MSG_ERROR:
+		if (ps_watches(s->ps, PQ_MSG_ERROR, s->sync_recv)) {
+			if (!server_whole(s, total, avail, &step))
+				return step;
+			step = server_ps_step(ps_server_error(s, h));
+			if (step != SERVER_FORWARD)
+				return step;
+		}
+		s->copy_in = false;
+		return SERVER_FORWARD;
+	case PQ_MSG_COMMAND_COMPLETE:
+		s->copy_in = false;
+		return SERVER_FORWARD;
+	case PQ_MSG_COPY_IN:
+	case PQ_MSG_COPY_BOTH:
+		s->copy_in = true;
+		return SERVER_FORWARD;
+	default:
+		return SERVER_FORWARD;
+	}
+}
+
+/* Scans the backend's bytes for the linked client; server_message decides
+ * for each message, the rest pass by header. */
 static bool server_scan(struct server *s)
 {
 	struct conn *cn = &s->conn;
-	struct iobuf *b = cn->in;
-	while (cn->fwd < b->end) {
+	while (cn->fwd < cn->in->end) {
+		struct iobuf *b = cn->in;
 		uint32_t avail = b->end - cn->fwd;
 		if (cn->remain) {
 			uint32_t n = MIN(cn->remain, avail);
@@ -506,46 +589,19 @@ static bool server_scan(struct server *s)
 			server_close(s, "invalid message length from server");
 			return false;
 		}
-		uint32_t total = h.len + 1;
-		bool watched = ps_watches(s->ps, h.type, s->sync_recv);
-		bool hold = h.type == PQ_MSG_READY || h.type == PQ_MSG_PARAMETER_STATUS || watched;
-		if (hold && total > avail) {
-			if (total > SERVER_MAX_HELD_MSG) {
-				server_close(s, "oversized message from server");
-				return false;
-			}
-			conn_reserve(cn, (cn->fwd - cn->in->start) + total);
-			b = cn->in;
+		switch (server_message(s, &h, avail)) {
+		case SERVER_FORWARD:
 			break;
-		}
-		if (watched) {
-			enum ps_verdict v = ps_server_message(s, &h);
-			if (v == PS_FAILED)
-				return false;
-			if (v == PS_DONE)
-				continue;
-		}
-		const uint8_t *body = b->data + cn->fwd + PROTO_HEADER_LEN;
-		switch (h.type) {
-		case PQ_MSG_READY:
-			cn->fwd += total;
-			if (h.len >= 5 && server_on_ready(s, body))
-				return true;
+		case SERVER_ADVANCED:
 			continue;
-		case PQ_MSG_PARAMETER_STATUS:
-			server_param_status(s, body, h.len - 4, true);
-			break;
-		case PQ_MSG_COPY_IN:
-		case PQ_MSG_COPY_BOTH:
-			s->copy_in = true;
-			break;
-		case PQ_MSG_ERROR:
-		case PQ_MSG_COMMAND_COMPLETE:
-			s->copy_in = false;
-			break;
-		default:
-			break;
+		case SERVER_WAIT:
+			return true;
+		case SERVER_RELEASE:
+			return true;
+		case SERVER_FAILED:
+			return false;
 		}
+		uint32_t total = h.len + 1;
 		uint32_t n = MIN(total, avail);
 		cn->fwd += n;
 		cn->remain = total - n;
