@@ -13,7 +13,8 @@
 struct client;
 
 /* Registers the pool's handlers for what clients and servers report
- * (events.h). Called once at start-up, before any connection. */
+ * (events.h). Called at start-up, before any connection (and by unit tests
+ * after pool_free_all, to start over). */
 void pool_init(void);
 
 /* What the scheduler asks of clients and servers. The real functions by

@@ -1077,5 +1077,6 @@ static const struct events pool_events = {
 
 void pool_init(void)
 {
+	exiting = false;
 	events_init(&pool_events);
 }
