@@ -129,7 +129,7 @@ static void reset(void)
 static struct pool *get_pool(const char *db, const char *user)
 {
 	const char *sqlstate = NULL, *why = NULL;
-	struct pool *p = events_pool_for(config_current(), db, user, &sqlstate, &why);
+	struct pool *p = events_pool_for(config_current(), db, user, 0, &sqlstate, &why);
 	CHECK(p != NULL);
 	p->have_welcome = true;   /* no first-server login to wait for */
 	return p;
