@@ -50,6 +50,7 @@ struct hba_result {
 	enum hba_method method;
 	const char *file;
 	int line;
+	const char *map;     /* map=NAME of a peer or cert line, else NULL (lives with the rules) */
 };
 
 struct hba;
@@ -71,6 +72,15 @@ size_t hba_rule_count(const struct hba *h);
 
 /* The first rule matching req. False when none does (a rejection). */
 bool hba_match(const struct hba *h, const struct hba_request *req, struct hba_result *out) MUST_CHECK;
+
+/* Reads auth_ident_file (lines "MAP SYSTEM-USER DATABASE-USER", # comments)
+ * into h; false (problems reported through err) if it cannot be read, a
+ * line is wrong, or a rule's map= names a map the file lacks. */
+bool hba_load_ident(struct hba *h, const char *path, hba_error_fn err, void *arg) MUST_CHECK;
+/* May system_user log in as db_user through map? ("all" maps to anyone). */
+bool hba_ident_allows(const struct hba *h, const char *map, const char *system_user, const char *db_user);
+/* Does any rule have a map= option? */
+bool hba_uses_maps(const struct hba *h);
 
 /* The spelling used in the file: "trust", "scram-sha-256", ... */
 const char *hba_method_name(enum hba_method m);

@@ -115,7 +115,7 @@ static const struct key_def main_keys[] = {
 	K_STR(auth_dbname, "", RL, IM, "database auth_query runs in"),
 	K_PATH(auth_file, RL, IM, "userlist.txt-format file with user names and secrets"),
 	K_PATH(auth_hba_file, RL, IM, "pg_hba.conf-format file used when auth_type = hba"),
-	K_PATH(auth_ident_file, RL, RF, "pg_ident.conf-format user name map for hba"),
+	K_PATH(auth_ident_file, RL, IM, "pg_ident.conf-format user name map for hba"),
 	K_STR(auth_ldap_options, "", RL, RF, "default LDAP options for hba ldap lines"),
 	K_STR(auth_query, "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL "
 	      "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin", RL, IM,
@@ -1245,6 +1245,14 @@ static void load_hba_file(struct loader *ld)
 	if (cfg->auth_type != AUTH_TYPE_HBA || !cfg->auth_hba_file[0])
 		return;
 	cfg->hba = hba_load(cfg->auth_hba_file, hba_error_cb, ld);
+	if (!cfg->hba)
+		return;
+	if (cfg->auth_ident_file[0]) {
+		(void)!hba_load_ident(cfg->hba, cfg->auth_ident_file, hba_error_cb, ld);
+	} else if (hba_uses_maps(cfg->hba)) {
+		struct where w = key_where(ld, "auth_hba_file");
+		error_at(ld, w.file, w.line, "auth_hba_file uses map= but auth_ident_file is not set");
+	}
 }
 
 /* ---- snapshot life ---- */

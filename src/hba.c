@@ -53,14 +53,22 @@ struct hba_rule {
 	struct hba_names dbs, users;
 	struct hba_addr addr;
 	enum hba_method method;
+	char *map;           /* map=NAME (peer, cert): a map of auth_ident_file, or NULL */
 	const char *file;    /* points into hba.files */
 	int line;
+};
+
+/* One auth_ident_file line: MAP SYSTEM-USER DATABASE-USER ("all": any). */
+struct hba_ident {
+	char *map, *system_user, *db_user;
 };
 
 struct hba {
 	unsigned refs;              /* config snapshots sharing these rules */
 	struct hba_rule *rules;
 	size_t n_rules;
+	struct hba_ident *idents;   /* auth_ident_file */
+	size_t n_idents;
 	char **files;
 	size_t n_files;
 };
@@ -483,13 +491,25 @@ static void names_free(struct hba_names *n)
 	n->n = 0;
 }
 
-/* Checks that the method fits the connection type and nothing follows it. */
-static bool check_rule(struct parser *ps, const struct hba_rule *r, size_t extra_fields)
+/* Options after the method: only map=NAME, and only for peer and cert. */
+static bool parse_options(struct parser *ps, struct hba_rule *r, struct field *opts, size_t n)
 {
-	if (extra_fields) {
-		hba_error(ps, "authentication options after \"%s\" are not supported", hba_method_name(r->method));
-		return false;
+	for (size_t i = 0; i < n; i++) {
+		const char *s = opts[i].tok[0].text;
+		if ((r->method != HBA_PEER && r->method != HBA_CERT) || strncmp(s, "map=", 4) != 0 ||
+		    !s[4] || opts[i].n != 1 || r->map) {
+			hba_error(ps, "authentication option \"%s\" after \"%s\" is not supported (only map= "
+				  "with peer or cert)", s, hba_method_name(r->method));
+			return false;
+		}
+		r->map = xstrdup(s + 4);
 	}
+	return true;
+}
+
+/* Checks that the method fits the connection type. */
+static bool check_rule(struct parser *ps, const struct hba_rule *r)
+{
 	if (r->method == HBA_PEER && r->conn != CONN_LOCAL) {
 		hba_error(ps, "peer authentication is only supported on local sockets");
 		return false;
@@ -521,10 +541,12 @@ static void parse_rule(struct parser *ps, struct field *fields, size_t nf)
 		hba_error(ps, "missing authentication method");
 		ok = false;
 	}
-	ok = ok && parse_method(ps, &fields[i], &r.method) && check_rule(ps, &r, nf - i - 1);
+	ok = ok && parse_method(ps, &fields[i], &r.method) && check_rule(ps, &r) &&
+	     parse_options(ps, &r, &fields[i + 1], nf - i - 1);
 	if (!ok) {
 		names_free(&r.dbs);
 		names_free(&r.users);
+		free(r.map);
 		return;
 	}
 	struct hba *h = ps->h;
@@ -611,7 +633,14 @@ void hba_free(struct hba *h)
 	for (size_t i = 0; i < h->n_rules; i++) {
 		names_free(&h->rules[i].dbs);
 		names_free(&h->rules[i].users);
+		free(h->rules[i].map);
 	}
+	for (size_t i = 0; i < h->n_idents; i++) {
+		free(h->idents[i].map);
+		free(h->idents[i].system_user);
+		free(h->idents[i].db_user);
+	}
+	free(h->idents);
 	for (size_t i = 0; i < h->n_files; i++)
 		free(h->files[i]);
 	free(h->rules);
@@ -705,8 +734,87 @@ bool hba_match(const struct hba *h, const struct hba_request *req, struct hba_re
 		if (!names_match(&r->dbs, req->database, req->user, req->physical_replication) ||
 		    !names_match(&r->users, req->user, req->user, false))
 			continue;
-		*out = (struct hba_result){ r->method, r->file, r->line };
+		*out = (struct hba_result){ r->method, r->file, r->line, r->map };
 		return true;
 	}
+	return false;
+}
+
+/* ---- auth_ident_file ---- */
+
+static void ident_line(struct parser *ps, struct hba *h, char *line)
+{
+	char *save = NULL, *f[4];
+	int n = 0;
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	for (char *t = strtok_r(line, " \t\r", &save); t && n < 4; t = strtok_r(NULL, " \t\r", &save))
+		f[n++] = t;
+	if (n == 0)
+		return;
+	if (n != 3) {
+		hba_error(ps, "expected MAP-NAME SYSTEM-USERNAME DATABASE-USERNAME");
+		return;
+	}
+	if (f[1][0] == '/' || f[2][0] == '/' || f[2][0] == '+') {
+		hba_error(ps, "regular expressions and +groups are not supported in auth_ident_file");
+		return;
+	}
+	h->idents = xrealloc(h->idents, (h->n_idents + 1) * sizeof(*h->idents));
+	h->idents[h->n_idents++] = (struct hba_ident){ xstrdup(f[0]), xstrdup(f[1]), xstrdup(f[2]) };
+}
+
+bool hba_load_ident(struct hba *h, const char *path, hba_error_fn err, void *arg)
+{
+	char *text = read_text_file(path);
+	if (!text) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot read auth_ident_file: %s", strerror(errno));
+		if (err)
+			err(arg, path, 0, msg);
+		return false;
+	}
+	struct parser ps = { .h = h, .file = remember_file(h, path), .err = err, .arg = arg };
+	char *p = text, *nl;
+	for (ps.line = 1; *p; p = nl + 1, ps.line++) {
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		ident_line(&ps, h, p);
+		if (!nl)
+			break;
+	}
+	free(text);
+	/* every map= of the rules must name a map of the file */
+	for (size_t i = 0; i < h->n_rules; i++) {
+		bool found = !h->rules[i].map;
+		for (size_t j = 0; j < h->n_idents && !found; j++)
+			found = strcmp(h->idents[j].map, h->rules[i].map) == 0;
+		if (!found) {
+			ps.file = h->rules[i].file;
+			ps.line = h->rules[i].line;
+			hba_error(&ps, "map \"%s\" is not defined in auth_ident_file", h->rules[i].map);
+		}
+	}
+	return ps.n_errors == 0;
+}
+
+bool hba_ident_allows(const struct hba *h, const char *map, const char *system_user, const char *db_user)
+{
+	for (size_t i = 0; h && i < h->n_idents; i++) {
+		const struct hba_ident *e = &h->idents[i];
+		if (strcmp(e->map, map) == 0 && strcmp(e->system_user, system_user) == 0 &&
+		    (strcmp(e->db_user, "all") == 0 || strcmp(e->db_user, db_user) == 0))
+			return true;
+	}
+	return false;
+}
+
+bool hba_uses_maps(const struct hba *h)
+{
+	for (size_t i = 0; h && i < h->n_rules; i++)
+		if (h->rules[i].map)
+			return true;
 	return false;
 }

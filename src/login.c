@@ -63,6 +63,7 @@ enum login_method {
 struct login_auth {
 	enum auth_phase phase;
 	enum login_method method;
+	const char *map;         /* hba map= of a peer or cert line (the snapshot's rules), or NULL */
 	uint8_t md5_salt[4];
 	bool have_scram;
 	struct scram_server scram;
@@ -193,6 +194,17 @@ static const char *hba_host(const struct client *c)
 	return c->is_unix ? "[local]" : c->addr;
 }
 
+/* The OS user (peer) or certificate name (cert) proven by the client may
+ * log in as c->user: the same name, or allowed by the hba line's map=
+ * through auth_ident_file. Checked at once, while the snapshot that holds
+ * the map is current. */
+static bool identity_allowed(const struct client *c, const char *who)
+{
+	if (!c->auth || !c->auth->map)
+		return strcmp(who, c->user) == 0;
+	return hba_ident_allows(config_current()->hba, c->auth->map, who, c->user);
+}
+
 /* Peer authentication: the OS user at the other end of the unix socket
  * must be the user asked for. getpwuid_r reads the local user database;
  * PostgreSQL does the same in its backends. */
@@ -211,7 +223,7 @@ static void check_peer(struct client *c)
 		client_fail(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
 		return;
 	}
-	if (strcmp(found->pw_name, c->user) != 0) {
+	if (!identity_allowed(c, found->pw_name)) {
 		client_log(LOG_LVL_INFO, c, "peer authentication: provided user name (%s) and authenticated user name (%s) do not match",
 			   c->user, found->pw_name);
 		client_fail(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
@@ -236,8 +248,9 @@ static void login_check_client_cert(struct client *c)
 		client_fail(c, "28000", "connection requires a valid client certificate");
 		return;
 	}
-	if (strcmp(cn, c->user) != 0) {
-		client_log(LOG_LVL_INFO, c, "certificate common name \"%s\" is not the user name", cn);
+	if (!identity_allowed(c, cn)) {
+		client_log(LOG_LVL_INFO, c, "certificate common name \"%s\" is not the user name%s", cn,
+			   c->auth && c->auth->map ? " nor mapped to it" : "");
 		if (c->pool)
 			c->pool->stats.client_login_failures++;
 		client_fail(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
@@ -317,6 +330,7 @@ static bool method_from_hba(struct client *c, const struct config *cfg, enum log
 	}
 	client_log(LOG_LVL_DEBUG, c, "%s:%d: hba method %s", r.file, r.line, hba_method_name(r.method));
 	*out = method_of_hba(r.method);
+	c->auth->map = r.map;
 	return true;
 }
 

@@ -327,7 +327,6 @@ def test_user_switches_account(tidepool, pg):
 # --------------------------------------------------------------- refusals
 
 REFUSED = {
-    "auth_ident_file": "ident.map",
     "auth_ldap_options": "host=ldap",
     "autodb_idle_timeout": "60",
     "pool_idle_timeout": "60",
@@ -499,3 +498,32 @@ def test_pgbouncer_flags_tidepool_lacks_are_refused_clearly(tidepool, flag):
     tp = tidepool(start=False)
     p = subprocess.run([tidepool_bin(), flag, tp.config_path], capture_output=True, text=True, timeout=20)
     assert p.returncode != 0 and "PgBouncer option tidepool does not have" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------ hba map= and auth_ident_file
+
+def test_hba_map_with_auth_ident_file(tidepool, pg, tmp_path):
+    """peer over the unix socket maps the OS user through auth_ident_file, as
+    PgBouncer's hba does (CloudNativePG's console line is "local pgbouncer
+    pgbouncer peer")."""
+    import pwd as _pwd
+    me = _pwd.getpwuid(os.geteuid()).pw_name
+    hba = tmp_path / "hba.conf"
+    hba.write_text("local all all peer map=ops\nhost all all 127.0.0.1/32 reject\n")
+    ident = tmp_path / "ident.map"
+    ident.write_text("# MAP SYSTEM-USER DATABASE-USER\nops %s app\nops %s postgres\n" % (me, me))
+    tp = tidepool(auth_type="hba", auth_hba_file=str(hba), auth_ident_file=str(ident),
+                  admin_users="postgres")
+    with tp.connect(host=tp.sockdir, user="app") as c:
+        assert c.execute("select current_user").fetchone()[0] == "app"
+    with tp.connect(host=tp.sockdir, user="postgres", dbname="pgbouncer") as adm:
+        adm.execute("SHOW VERSION")
+    with pytest.raises(psycopg.OperationalError, match="Peer authentication failed"):
+        tp.connect(host=tp.sockdir, user="md5_user")
+    # a map that the ident file lacks, or map= without an ident file: refused with file:line
+    hba.write_text("local all all peer map=nosuch\n")
+    rc, out = run_check(tp.config_path)
+    assert rc != 0 and "%s:1:" % hba in out and "nosuch" in out, out
+    tp2 = tidepool(start=False, auth_type="hba", auth_hba_file=str(hba))
+    rc, out = run_check(tp2.config_path)
+    assert rc != 0 and "auth_ident_file" in out, out

@@ -31,6 +31,7 @@ KEY_TESTS = {
     "auth_dbname": "test_auth_query.py::test_per_database_auth_user",
     "auth_file": "test_admin.py::test_unlisted_user_is_not_allowed",
     "auth_hba_file": "test_tls.py::test_hba_hostssl_hostnossl_and_cert_lines",
+    "auth_ident_file": "test_dropin.py::test_hba_map_with_auth_ident_file",
     "auth_query": "test_auth_query.py::test_search_path_of_the_lookup_is_fixed",
     "auth_type": "test_admin.py::test_unlisted_user_is_not_allowed",
     "auth_user": "test_auth_query.py::test_default_query_md5_secret_used_for_server_login",
@@ -117,7 +118,7 @@ KEY_TESTS = {
     "workers": "test_workers.py::test_workers_share_the_port_and_cancels_reach_their_query",
 }
 
-REFUSED = {"auth_ident_file", "auth_ldap_options", "autodb_idle_timeout", "pool_idle_timeout"}
+REFUSED = {"auth_ldap_options", "autodb_idle_timeout", "pool_idle_timeout"}
 
 BY_DESIGN = {
     "service_name": "names a Windows service; no effect on Unix, in PgBouncer too",

@@ -696,16 +696,16 @@ static void test_refused_keys(void)
 	}
 	path = write_file("refuse.ini",
 		"[pgbouncer]\n"
-		"auth_ident_file = ident.map\n"     /* 2 */
+		"auth_ldap_options = y\n"          /* 2 */
 		"listen_port = 6432\n"
 		"auth_ldap_options = x\n"           /* 4 */
 		"pool_idle_timeout = 60\n"          /* 5 */
 		"autodb_idle_timeout = 10\n");      /* 6 */
 	CHECK(config_load(path, &errs, NULL) == NULL);
-	CHECK(has_error(&errs, at(path, 2), "auth_ident_file is not supported"));
 	CHECK(has_error(&errs, at(path, 4), "auth_ldap_options is not supported"));
 	CHECK(has_error(&errs, at(path, 5), "pool_idle_timeout is not supported"));
 	CHECK(has_error(&errs, at(path, 6), "autodb_idle_timeout is not supported"));
+	CHECK(has_error(&errs, at(path, 2), "auth_ldap_options is not supported"));
 	CHECK_INT(errs.n, 4);
 	config_errors_free(&errs);
 	path = write_file("pam.ini", "[pgbouncer]\nlisten_port = 6432\nauth_type = pam\n");
@@ -838,7 +838,7 @@ static void test_key_table(void)
 	};
 	/* not honoured: refused unless left at their default */
 	static const char *const refused =
-		" auth_ident_file auth_ldap_options autodb_idle_timeout pool_idle_timeout ";
+		" auth_ldap_options autodb_idle_timeout pool_idle_timeout ";
 
 	CHECK_INT(config_key_count(), ARRAY_SIZE(reference));
 	for (size_t i = 0; i < ARRAY_SIZE(reference); i++)

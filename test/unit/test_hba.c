@@ -214,7 +214,8 @@ static void test_errors(void)
 	expect_error("host all all samehost md5\n", 1, "\"samehost\" is not supported");
 	expect_error("host all all 0.0.0.0/0 ldap\n", 1, "method \"ldap\" is not supported");
 	expect_error("host all all 0.0.0.0/0 secret\n", 1, "invalid authentication method \"secret\"");
-	expect_error("host all all 0.0.0.0/0 md5 map=x\n", 1, "options after \"md5\" are not supported");
+	expect_error("host all all 0.0.0.0/0 md5 map=x\n", 1, "option \"map=x\" after \"md5\" is not supported");
+	expect_error("local all all peer clientcert=1\n", 1, "option \"clientcert=1\" after \"peer\" is not supported");
 	expect_error("host all all 0.0.0.0/0 peer\n", 1, "peer authentication is only supported on local sockets");
 	expect_error("local all all cert\n", 1, "cert authentication is only supported");
 	expect_error("hots all all 0.0.0.0/0 md5\n", 1, "invalid connection type \"hots\"");
