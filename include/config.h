@@ -232,10 +232,22 @@ struct config *config_load(const char *path, struct config_errors *errs, config_
 /* The number of worker processes the workers key asks for (auto: the CPUs
  * the process may use, usable_cpus); 0 if the value is not valid. */
 int config_workers(const struct config *cfg);
+/* Who a worker process is. Its peer_id is config_worker_peer_id(gen, id):
+ * each generation of workers (an in-place upgrade starts the next one) has
+ * ids of its own, so cancel keys of the generation being replaced still
+ * find their worker. */
+#define CONFIG_MAX_WORKERS 1024
+#define CONFIG_WORKER_GENERATIONS 60   /* 60 * 1024 + 1024 stays below 65536 */
+struct config_worker {
+	int id, n, gen;
+	char prefix[48];          /* worker i's abstract unix socket dir is "@<prefix>.<i>" */
+	int old_n, old_gen;       /* the generation being replaced (old_n = 0: none) */
+	char old_prefix[48];
+};
+int config_worker_peer_id(int gen, int id);
 /* In a worker process: every snapshot loaded from now on (and cfg) gets
- * peer_id = id and one [peers] entry per worker, whose address is the
- * abstract unix socket dir "@<prefix>.<i>". */
-void config_set_worker(int id, int n, const char *prefix);
+ * its peer_id and one [peers] entry per worker of both generations. */
+void config_set_worker(const struct config_worker *w);
 void config_apply_worker(struct config *cfg);
 void config_free(struct config *cfg);
 /* Gives cfg the values cur has for every key that needs a restart, so a

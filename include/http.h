@@ -25,6 +25,10 @@ struct http_pages {
 	void (*release)(void *handle);
 };
 void http_set_pages(const struct http_pages *p);
+/* The listening sockets of metrics_port, and taking over such a socket
+ * from the process an in-place upgrade replaces. */
+int http_export(int *fds, int max);
+bool http_adopt(const struct config *cfg, int fd);
 /* Also serves the pages on a Linux abstract unix socket: a worker's
  * private endpoint, which its supervisor reads. */
 bool http_start_abstract(const char *name);

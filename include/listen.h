@@ -24,8 +24,19 @@ void listen_serve(listen_accept_fn accept_fn, bool shared);
 /* One more listener on a Linux abstract unix socket (a worker's private
  * address, which its peers forward cancel requests to). */
 bool listen_add_abstract(const char *name, int backlog);
+/* A drain: stops accepting on the pooler's addresses (removes the unix
+ * socket); a worker's private socket stays, so that cancel requests
+ * forwarded by its peers still reach its clients' queries. */
+void listen_close_public(void);
 /* Stops accepting and closes every listening socket (removes the unix socket). */
 void listen_stop(void);
+/* The open listening sockets (for an in-place upgrade's hand-over). */
+int listen_export(int *fds, bool *is_unix, int max);
+/* Takes a listening socket handed over by the process being replaced; a
+ * unix one is cfg's path, which this process now removes at exit. */
+bool listen_adopt(int fd, bool is_unix, const struct config *cfg);
+/* The unix socket belongs to another process now: leave it at exit. */
+void listen_disown(void);
 /* Accepts every connection already queued on the listeners, as a process
  * about to close them does: the kernel resets connections still queued on
  * a socket when it closes (with so_reuseport, the other processes on the

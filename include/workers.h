@@ -15,5 +15,15 @@ int workers_run(const struct config *cfg, int n, int *exit_code);
  * directory is "@<prefix>.<i>" (its pooler socket .s.PGSQL.<port> and its
  * HTTP endpoint "http" live there). */
 const char *workers_prefix(void);
+/* Worker id's identity (for config_set_worker). */
+void workers_identity(int id, struct config_worker *w);
+/* --upgrade, before workers_run: takes the listening sockets (and
+ * metrics_port's) from the supervisor running as old_pid; workers_run
+ * then starts the next generation and tells the old one to drain once
+ * every new worker is ready. False (logged) if the hand-over failed. */
+bool workers_takeover(long old_pid, const struct config *cfg);
+/* This supervisor handed its sockets to a new one (its pidfile and unix
+ * socket are the new one's). */
+bool workers_handed_over(void);
 
 #endif

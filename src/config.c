@@ -810,19 +810,28 @@ int config_workers(const struct config *cfg)
 		return usable_cpus();
 	char *end;
 	long n = strtol(cfg->workers, &end, 10);
-	return end != cfg->workers && *end == '\0' && n >= 1 && n <= 1024 ? (int)n : 0;
+	return end != cfg->workers && *end == '\0' && n >= 1 && n <= CONFIG_MAX_WORKERS ? (int)n : 0;
 }
 
-static struct {
-	int id, n;
-	char prefix[64];
-} worker;
+static struct config_worker worker;
 
-void config_set_worker(int id, int n, const char *prefix)
+void config_set_worker(const struct config_worker *w)
 {
-	worker.id = id;
-	worker.n = n;
-	strlcpy_safe(worker.prefix, prefix, sizeof(worker.prefix));
+	worker = *w;
+}
+
+static void add_worker_peers(struct config *cfg, const char *prefix, int gen, int n)
+{
+	for (int i = 1; i <= n; i++) {
+		struct peer_config *pc = xcalloc(1, sizeof(*pc));
+		char host[96];
+		snprintf(host, sizeof(host), "@%s.%d", prefix, i);
+		pc->peer_id = config_worker_peer_id(gen, i);
+		pc->host = xstrdup(host);
+		pc->port = cfg->listen_port;
+		pc->pool_size = -1;
+		PUSH(cfg->peers, cfg->n_peers, pc);
+	}
 }
 
 void config_apply_worker(struct config *cfg)
@@ -834,19 +843,16 @@ void config_apply_worker(struct config *cfg)
 		free(cfg->peers[i]);
 	}
 	free(cfg->peers);
-	cfg->peers = xcalloc((size_t)worker.n, sizeof(*cfg->peers));
-	cfg->n_peers = (size_t)worker.n;
-	for (int i = 0; i < worker.n; i++) {
-		struct peer_config *pc = xcalloc(1, sizeof(*pc));
-		char host[96];
-		snprintf(host, sizeof(host), "@%s.%d", worker.prefix, i + 1);
-		pc->peer_id = i + 1;
-		pc->host = xstrdup(host);
-		pc->port = cfg->listen_port;
-		pc->pool_size = -1;
-		cfg->peers[i] = pc;
-	}
-	cfg->peer_id = worker.id;
+	cfg->peers = NULL;
+	cfg->n_peers = 0;
+	add_worker_peers(cfg, worker.prefix, worker.gen, worker.n);
+	add_worker_peers(cfg, worker.old_prefix, worker.old_gen, worker.old_n);
+	cfg->peer_id = config_worker_peer_id(worker.gen, worker.id);
+}
+
+int config_worker_peer_id(int gen, int id)
+{
+	return gen * CONFIG_MAX_WORKERS + id;
 }
 
 static struct config *config_new(void);

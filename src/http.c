@@ -324,6 +324,29 @@ void http_apply_config(const struct config *cfg)
 	log_info("metrics endpoint now on %s:%d", current.addr, current.port);
 }
 
+int http_export(int *fds, int max)
+{
+	int n = 0;
+	for (int i = 0; i < current.n && n < max; i++)
+		fds[n++] = evhttp_bound_socket_get_fd(current.socks[i]);
+	return n;
+}
+
+bool http_adopt(const struct config *cfg, int fd)
+{
+	http_create();
+	struct evhttp_bound_socket *s = server && current.n < HTTP_MAX_SOCKETS
+						? evhttp_accept_socket_with_handle(server, fd) : NULL;
+	if (!s) {
+		close(fd);
+		return false;
+	}
+	current.socks[current.n++] = s;
+	strlcpy_safe(current.addr, cfg->metrics_listen_addr, sizeof(current.addr));
+	current.port = cfg->metrics_port;
+	return true;
+}
+
 bool http_start_abstract(const char *name)
 {
 	http_create();

@@ -29,6 +29,7 @@
 struct listener {
 	int fd;
 	bool is_unix;
+	bool private;      /* a worker's own address: stays open while it drains */
 	struct event *ev;
 };
 
@@ -92,6 +93,7 @@ static bool add_listener(int fd, bool is_unix)
 	struct listener *l = &listeners[n_listeners++];
 	l->fd = fd;
 	l->is_unix = is_unix;
+	l->private = false;
 	l->ev = NULL;
 	if (on_accepted) {   /* serving already: accept from now on */
 		l->ev = event_new(loop_base(), fd, EV_READ | EV_PERSIST, on_accept, l);
@@ -243,7 +245,10 @@ bool listen_add_abstract(const char *name, int backlog)
 		close(fd);
 		return false;
 	}
-	return add_listener(fd, true);
+	if (!add_listener(fd, true))
+		return false;
+	listeners[n_listeners - 1].private = true;
+	return true;
 }
 
 /* With so_reuseport, each process has its own accept queue, and the kernel
@@ -287,6 +292,30 @@ bool listen_open(const struct config *cfg)
 	return ok;
 }
 
+int listen_export(int *fds, bool *is_unix, int max)
+{
+	int n = 0;
+	for (int i = 0; i < n_listeners && n < max; i++, n++) {
+		fds[n] = listeners[i].fd;
+		is_unix[n] = listeners[i].is_unix;
+	}
+	return n;
+}
+
+bool listen_adopt(int fd, bool is_unix, const struct config *cfg)
+{
+	if (is_unix && cfg->unix_socket_dir[0]) {
+		snprintf(unix_path, sizeof(unix_path), "%s/.s.PGSQL.%d", cfg->unix_socket_dir, cfg->listen_port);
+		unix_path_owner = getpid();
+	}
+	return add_listener(fd, is_unix);
+}
+
+void listen_disown(void)
+{
+	unix_path_owner = 0;
+}
+
 void listen_take_queued(void)
 {
 	int saved = accepts_per_event;
@@ -307,6 +336,30 @@ void listen_pause(bool pause)
 		else
 			event_add(listeners[i].ev, NULL);
 	}
+}
+
+void listen_close_public(void)
+{
+	int kept = 0;
+	for (int i = 0; i < n_listeners; i++) {
+		struct listener *l = &listeners[i];
+		if (!l->private) {
+			if (l->ev)
+				event_free(l->ev);
+			close(l->fd);
+			continue;
+		}
+		if (kept != i && l->ev) {   /* its event's argument is its slot */
+			event_del(l->ev);
+			event_assign(l->ev, loop_base(), l->fd, EV_READ | EV_PERSIST, on_accept, &listeners[kept]);
+			event_add(l->ev, NULL);
+		}
+		listeners[kept++] = *l;
+	}
+	n_listeners = kept;
+	if (unix_path[0] && unix_path_owner == getpid())
+		unlink(unix_path);
+	unix_path[0] = '\0';
 }
 
 void listen_stop(void)

@@ -47,7 +47,7 @@
 struct options {
 	const char *config_path;
 	const char *passwd_user;   /* --passwd USER */
-	bool daemon, check, quiet;
+	bool daemon, check, quiet, upgrade;
 	const char *user;          /* -u: overrides the user key */
 	int verbose;
 };
@@ -107,6 +107,8 @@ static void usage(FILE *f)
 		"  -q, --quiet     log nothing to standard error (logfile and syslog still get it)\n"
 		"  -u, --user NAME switch to this user after start (as the user key)\n"
 		"      --check     check the configuration, print every problem, exit 0 or 1\n"
+		"      --upgrade   take over the listening sockets of the running tidepool (workers\n"
+		"                  and pidfile needed), start new workers, then drain the old ones\n"
 		"      --passwd USER  read a password from stdin and print a userlist.txt line\n"
 		"                  for USER with a SCRAM-SHA-256 verifier (4096 iterations)\n"
 		"  -V, --version   print the version and exit\n"
@@ -122,6 +124,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' }, { "check", no_argument, NULL, 'C' },
 		{ "passwd", required_argument, NULL, 'P' },
 		{ "reboot", no_argument, NULL, 'R' }, { "user", required_argument, NULL, 'u' },
+		{ "upgrade", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -132,12 +135,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'q': o->quiet = true; break;
 		case 'C': o->check = true; break;
 		case 'P': o->passwd_user = optarg; break;
+		case 'U': o->upgrade = true; break;
 		case 'V': printf("tidepool %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		case 'R':
 			fprintf(stderr, "tidepool: -R/--reboot (online restart with socket hand-over) is a PgBouncer "
-				"option tidepool does not have; run several processes with so_reuseport and peering "
-				"instead (doc/scaling.md)\n");
+				"option tidepool does not have; with workers, --upgrade starts a new binary on the "
+				"running one's sockets (doc/scaling.md)\n");
 			exit(1);
 		case 'u': o->user = optarg; break;
 		default: usage(stderr); exit(1);
@@ -353,7 +357,7 @@ static void close_listener(void)
 {
 	if (!worker_id)   /* a worker's sockets stay open in its siblings */
 		listen_take_queued();
-	listen_stop();
+	listen_close_public();
 	sd.listener_closed = true;
 	sd.closed_at = loop_now();
 	if (lifecycle_shutdown_kind() != SHUTDOWN_WAIT_FOR_CLIENTS)
@@ -500,6 +504,26 @@ static bool drop_privileges(const char *user)
 	return true;
 }
 
+/* --upgrade: the running supervisor is the pidfile's. */
+static bool take_over(const struct config *cfg, int n_workers)
+{
+	if (n_workers < 2 || !cfg->pidfile[0]) {
+		log_fatal("--upgrade needs workers (2 or more) and a pidfile: the running supervisor hands "
+			  "over its sockets");
+		return false;
+	}
+	FILE *f = fopen(cfg->pidfile, "r");
+	long pid = 0;
+	if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+		log_fatal("--upgrade: no process id in pidfile %s", cfg->pidfile);
+		if (f)
+			fclose(f);
+		return false;
+	}
+	fclose(f);
+	return workers_takeover(pid, cfg);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -546,20 +570,24 @@ int main(int argc, char **argv)
 	raise_fd_limit(cfg);
 	if (o.daemon)
 		daemonize(cfg);
-	write_pidfile(cfg->pidfile);
 	int n_workers = config_workers(cfg);
+	if (o.upgrade && !take_over(cfg, n_workers))
+		return 1;
+	write_pidfile(cfg->pidfile);
 	if (n_workers > 1) {
 		int code = 0;
-		if (!listen_open(cfg) || !drop_privileges(o.user ? o.user : cfg->user))
+		if ((!o.upgrade && !listen_open(cfg)) || !drop_privileges(o.user ? o.user : cfg->user))
 			return 1;
 		worker_id = workers_run(cfg, n_workers, &code);
 		if (worker_id == 0) {
-			if (cfg->pidfile[0])
+			if (cfg->pidfile[0] && !workers_handed_over())
 				unlink(cfg->pidfile);
 			reload_free();
 			return code;
 		}
-		config_set_worker(worker_id, n_workers, workers_prefix());
+		struct config_worker me;
+		workers_identity(worker_id, &me);
+		config_set_worker(&me);
 		config_apply_worker(cfg);
 	}
 	params_set_tracked(cfg->track_extra_parameters);

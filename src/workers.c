@@ -15,6 +15,16 @@
  * It exits once every worker has exited after a shutdown: status 0 when
  * they all did.
  *
+ * In-place upgrade (`tidepool --upgrade CONFIG`, the new binary): the new
+ * process asks the running supervisor, over its private control socket,
+ * for the listening sockets (SCM_RIGHTS: the pooler's and metrics_port's),
+ * starts its own workers on them (the next generation: other peer ids,
+ * and peered with the old workers, so cancels of old clients still arrive)
+ * and, once every new worker is ready, tells the old supervisor to drain.
+ * The listening sockets are never closed, so no connection attempt fails;
+ * the old workers finish their clients as in any drain, and the old
+ * supervisor exits when they are done.
+ *
  * The supervisor holds no pools and no clients: waiting a moment on a
  * worker's local socket while it builds a scrape is allowed here, never in
  * a worker. */
@@ -34,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
@@ -58,6 +69,22 @@ static char prefix[48];        /* "tidepool.<supervisor pid>" */
 static bool stopping;
 static int failed_exits;       /* workers that ended with a non-zero status during shutdown */
 static int child_id;           /* set in a worker forked from inside the loop */
+static int generation;         /* of these workers: peer ids config_worker_peer_id(generation, i) */
+static struct config_worker replaced;   /* the generation an upgrade replaces (old_n 0: none) */
+
+/* The in-place upgrade. Old side: the control socket, and the new
+ * process's connection. New side: the connection to the old supervisor,
+ * the metrics sockets it handed over, and the wait for readiness. */
+#define WORKERS_MAX_FDS 20
+#define WORKERS_READY_POLL_USEC 100000
+#define WORKERS_READY_WAIT_USEC (30 * USEC_PER_SEC)
+static int ctl_listen_fd = -1, ctl_peer_fd = -1;
+static struct event *ctl_listen_ev, *ctl_peer_ev;
+static bool handed_over;
+static int upgrade_fd = -1;
+static int taken_http[4], n_taken_http;
+static struct event *ready_timer;
+static usec_t ready_deadline;
 
 static const int forwarded[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
 static struct event *sig_events[ARRAY_SIZE(forwarded) + 1];   /* + SIGCHLD */
@@ -65,6 +92,7 @@ static struct event *sig_events[ARRAY_SIZE(forwarded) + 1];   /* + SIGCHLD */
 /* --------------------------------------------------------- starting them */
 
 static void after_fork_in_child(void);
+static void ctl_stop(void);
 
 /* Forks worker w. Returns its id in the child, 0 in the supervisor. */
 static int spawn(struct worker *w)
@@ -404,6 +432,13 @@ static void signals_start(void)
 static void supervisor_free(void)
 {
 	http_stop();
+	ctl_stop();
+	if (ready_timer)
+		event_free(ready_timer);
+	ready_timer = NULL;
+	if (upgrade_fd >= 0)
+		close(upgrade_fd);
+	upgrade_fd = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(sig_events); i++) {
 		if (sig_events[i])
 			event_free(sig_events[i]);
@@ -432,6 +467,243 @@ const char *workers_prefix(void)
 	return prefix;
 }
 
+void workers_identity(int id, struct config_worker *w)
+{
+	*w = replaced;
+	w->id = id;
+	w->n = n_workers;
+	w->gen = generation;
+	strlcpy_safe(w->prefix, prefix, sizeof(w->prefix));
+}
+
+bool workers_handed_over(void)
+{
+	return handed_over;
+}
+
+/* ------------------------------------------------ upgrade: the old side */
+
+static socklen_t abstract_addr(struct sockaddr_un *un, const char *fmt, long arg)
+{
+	memset(un, 0, sizeof(*un));
+	un->sun_family = AF_UNIX;
+	int n = snprintf(un->sun_path + 1, sizeof(un->sun_path) - 1, fmt, arg);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* The reply to "takeover": what this generation is, and its sockets. */
+static void send_sockets(int fd)
+{
+	int fds[WORKERS_MAX_FDS];
+	bool is_unix[WORKERS_MAX_FDS];
+	int nl = listen_export(fds, is_unix, WORKERS_MAX_FDS - 4);
+	int nh = http_export(fds + nl, 4);
+	unsigned mask = 0;
+	for (int i = 0; i < nl; i++)
+		mask |= is_unix[i] ? 1u << i : 0;
+	char msg[200];
+	int len = snprintf(msg, sizeof(msg), "gen=%d n=%d prefix=%s listen=%d http=%d unix=%u", generation,
+			   n_workers, prefix, nl, nh, mask);
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * WORKERS_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = { msg, (size_t)len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(nl + nh)) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(nl + nh));
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)(nl + nh));
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+		log_warning("upgrade: could not hand over the sockets: %s", strerror(errno));
+	else
+		log_info("upgrade: handed %d listening sockets and %d metrics sockets to the new process", nl, nh);
+}
+
+static void ctl_peer_close(void)
+{
+	if (ctl_peer_ev)
+		event_free(ctl_peer_ev);
+	ctl_peer_ev = NULL;
+	if (ctl_peer_fd >= 0)
+		close(ctl_peer_fd);
+	ctl_peer_fd = -1;
+}
+
+/* The new supervisor's workers are ready: they serve from now on. */
+static void hand_over(void)
+{
+	log_info("upgrade: the new workers are ready; draining the %d old workers", running());
+	handed_over = true;
+	stopping = true;
+	listen_disown();
+	http_stop();   /* metrics_port is the new supervisor's now (it holds the socket too) */
+	for (int i = 0; i < n_workers; i++)
+		if (ws[i].pid)
+			kill(ws[i].pid, SIGTERM);
+	ctl_peer_close();
+	if (running() == 0)
+		loop_exit();
+}
+
+static void on_ctl_message(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		log_warning("upgrade: the new process went away before taking over; serving on");
+		ctl_peer_close();
+		return;
+	}
+	buf[n] = '\0';
+	if (strcmp(buf, "takeover") == 0)
+		send_sockets((int)fd);
+	else if (strcmp(buf, "drain") == 0)
+		hand_over();
+}
+
+static void on_ctl_accept(evutil_socket_t fd, short what, void *arg)
+{
+	int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	if (ctl_peer_fd >= 0 || stopping) {   /* one upgrade at a time, and none while stopping */
+		close(c);
+		return;
+	}
+	ctl_peer_fd = c;
+	ctl_peer_ev = event_new(loop_base(), c, EV_READ | EV_PERSIST, on_ctl_message, NULL);
+	event_add(ctl_peer_ev, NULL);
+	log_info("upgrade: a new process asks for the sockets");
+}
+
+/* The control socket "@<prefix>/ctl", for a later --upgrade. */
+static void ctl_start(void)
+{
+	struct sockaddr_un un;
+	socklen_t len = abstract_addr(&un, "tidepool.%ld/ctl", (long)getpid());
+	ctl_listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ctl_listen_fd < 0 || bind(ctl_listen_fd, (struct sockaddr *)&un, len) < 0 ||
+	    listen(ctl_listen_fd, 1) < 0) {
+		log_warning("no control socket for in-place upgrades: %s", strerror(errno));
+		if (ctl_listen_fd >= 0)
+			close(ctl_listen_fd);
+		ctl_listen_fd = -1;
+		return;
+	}
+	ctl_listen_ev = event_new(loop_base(), ctl_listen_fd, EV_READ | EV_PERSIST, on_ctl_accept, NULL);
+	event_add(ctl_listen_ev, NULL);
+}
+
+static void ctl_stop(void)
+{
+	ctl_peer_close();
+	if (ctl_listen_ev)
+		event_free(ctl_listen_ev);
+	ctl_listen_ev = NULL;
+	if (ctl_listen_fd >= 0)
+		close(ctl_listen_fd);
+	ctl_listen_fd = -1;
+}
+
+/* ------------------------------------------------ upgrade: the new side */
+
+static bool parse_reply(const char *msg, int *nl, int *nh, unsigned *mask)
+{
+	char old_prefix[48];
+	if (sscanf(msg, "gen=%d n=%d prefix=%47s listen=%d http=%d unix=%u", &replaced.old_gen,
+		   &replaced.old_n, old_prefix, nl, nh, mask) != 6 || *nl < 0 || *nh < 0 ||
+	    *nl + *nh > WORKERS_MAX_FDS || *nh > 4)
+		return false;
+	strlcpy_safe(replaced.old_prefix, old_prefix, sizeof(replaced.old_prefix));
+	generation = (replaced.old_gen + 1) % CONFIG_WORKER_GENERATIONS;
+	return true;
+}
+
+bool workers_takeover(long old_pid, const struct config *cfg)
+{
+	struct sockaddr_un un;
+	socklen_t len = abstract_addr(&un, "tidepool.%ld/ctl", old_pid);
+	upgrade_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (upgrade_fd < 0 || connect(upgrade_fd, (struct sockaddr *)&un, len) < 0 ||
+	    send(upgrade_fd, "takeover", 8, MSG_NOSIGNAL) != 8) {
+		log_fatal("--upgrade: cannot reach the supervisor of pid %ld (%s); is it running with workers?",
+			  old_pid, strerror(errno));
+		return false;
+	}
+	char msg[256];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * WORKERS_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { msg, sizeof(msg) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	ssize_t n = recvmsg(upgrade_fd, &mh, MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	int nl = 0, nh = 0;
+	unsigned mask = 0;
+	if (n > 0)
+		msg[n] = '\0';
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || !parse_reply(msg, &nl, &nh, &mask) ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int) * (size_t)(nl + nh))) {
+		log_fatal("--upgrade: the running supervisor did not hand over its sockets");
+		return false;
+	}
+	int fds[WORKERS_MAX_FDS];
+	memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)(nl + nh));
+	for (int i = 0; i < nl; i++)
+		if (!listen_adopt(fds[i], (mask >> i) & 1, cfg))
+			return false;
+	for (int i = 0; i < nh; i++)
+		taken_http[n_taken_http++] = fds[nl + i];
+	log_info("upgrade: took over %d listening sockets from pid %ld (its workers are generation %d)", nl,
+		 old_pid, replaced.old_gen);
+	return true;
+}
+
+static bool all_ready(void)
+{
+	for (int i = 0; i < n_workers; i++) {
+		int status = 0;
+		char *body = ws[i].pid ? fetch(&ws[i], "/readyz", &status) : NULL;
+		free(body);
+		if (status != 200)
+			return false;
+	}
+	return true;
+}
+
+static void on_ready_poll(evutil_socket_t fd, short what, void *arg)
+{
+	if (upgrade_fd < 0)
+		return;
+	if (all_ready()) {
+		if (send(upgrade_fd, "drain", 5, MSG_NOSIGNAL) == 5)
+			log_info("upgrade: all %d new workers are ready; the old ones drain now", n_workers);
+		else
+			log_warning("upgrade: could not tell the old supervisor to drain: %s", strerror(errno));
+		close(upgrade_fd);
+		upgrade_fd = -1;
+		return;
+	}
+	if (loop_now() > ready_deadline) {
+		log_error("upgrade: the new workers were not ready within 30 s; the old process keeps serving");
+		close(upgrade_fd);
+		upgrade_fd = -1;
+		failed_exits++;
+		on_signal(SIGTERM, EV_SIGNAL, NULL);
+		return;
+	}
+	struct timeval tv = { 0, WORKERS_READY_POLL_USEC };
+	evtimer_add(ready_timer, &tv);
+}
+
 int workers_run(const struct config *cfg, int n, int *exit_code)
 {
 	snprintf(prefix, sizeof(prefix), "tidepool.%d", (int)getpid());
@@ -441,7 +713,13 @@ int workers_run(const struct config *cfg, int n, int *exit_code)
 		ws[i].id = i + 1;
 	for (int i = 0; i < n; i++) {
 		int id = spawn(&ws[i]);
-		if (id > 0) {
+		if (id > 0) {   /* a worker: the upgrade's sockets are the supervisor's */
+			if (upgrade_fd >= 0)
+				close(upgrade_fd);
+			upgrade_fd = -1;
+			for (int k = 0; k < n_taken_http; k++)
+				close(taken_http[k]);
+			n_taken_http = 0;
 			free(ws);
 			ws = NULL;
 			return id;
@@ -452,8 +730,20 @@ int workers_run(const struct config *cfg, int n, int *exit_code)
 		ws[i].started = loop_now();
 	signals_start();
 	http_set_pages(&all_pages);
-	(void)http_start(cfg);
-	log_info("supervising %d workers (pid %d)", n, (int)getpid());
+	if (n_taken_http > 0) {
+		for (int i = 0; i < n_taken_http; i++)
+			(void)http_adopt(cfg, taken_http[i]);
+		n_taken_http = 0;
+	} else {
+		(void)http_start(cfg);
+	}
+	ctl_start();
+	if (upgrade_fd >= 0) {
+		ready_deadline = loop_now() + WORKERS_READY_WAIT_USEC;
+		ready_timer = evtimer_new(loop_base(), on_ready_poll, NULL);
+		on_ready_poll(-1, 0, NULL);
+	}
+	log_info("supervising %d workers (pid %d, generation %d)", n, (int)getpid(), generation);
 	reap();   /* one may have died before SIGCHLD was watched */
 	loop_run();
 	if (child_id > 0) {

@@ -169,3 +169,82 @@ def test_check_counts_every_worker_in_the_budget(tmp_path):
     assert rc == 0, out
     assert "budget: 10.1.1.1:5432 this_process_max 10, x workers 3 x expected_replicas 2 = " \
            "fleet_max 60" in out, out
+
+
+@pytest.mark.hard_timeout(180)
+def test_in_place_upgrade_fails_nothing(tidepool, pg, tmp_path):
+    """`tidepool --upgrade CONFIG` takes the running supervisor's listening
+    sockets, starts its own workers and then drains the old ones, under
+    load: no connection attempt or transaction fails, a transaction open
+    across the upgrade commits, a query of an old client is still canceled
+    through the new workers, and the new process owns the pidfile, the unix
+    socket and metrics_port."""
+    import subprocess
+    from conftest import tidepool_bin
+    pidfile = str(tmp_path / "tp.pid")
+    old = start_workers(tidepool, pidfile=pidfile)
+    old_pid = old.pid
+    stop = threading.Event()
+    done, failures = [0], []
+    lock = threading.Lock()
+
+    def client():
+        while not stop.is_set():
+            try:
+                with psycopg.connect(old.dsn(), autocommit=True, prepare_threshold=None) as c:
+                    with c.transaction():
+                        assert c.execute("select 41 + 1").fetchone()[0] == 42
+                with lock:
+                    done[0] += 1
+            except Exception as e:   # noqa: BLE001 - every failure counts
+                with lock:
+                    failures.append(repr(e))
+
+    long_tx = old.connect()
+    long_tx.execute("begin")
+    long_tx.execute("select 1")
+    sleeper = old.connect()
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    new = None
+    try:
+        time.sleep(1)
+        # a query of a client of the old generation, running across the upgrade
+        sleep = Background(sleeper.execute, "select pg_sleep(20)")
+        assert wait_until(lambda: pg.sql("select count(*) from pg_stat_activity where query = "
+                                         "'select pg_sleep(20)' and state = 'active'")[0][0] == 1, 10)
+        log = open(tmp_path / "new.log", "wb")
+        new = subprocess.Popen([tidepool_bin(), "-v", "--upgrade", old.config_path],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               cwd=str(old.workdir))
+        assert wait_until(lambda: open(pidfile).read().strip() == str(new.pid), 10)
+        assert wait_until(lambda: "the old ones drain now" in (tmp_path / "new.log").read_text(), 20), \
+            (tmp_path / "new.log").read_text()
+        # the transaction opened before the upgrade goes on and commits
+        long_tx.execute("select 2")
+        long_tx.execute("commit")
+        # ... is canceled: the request reaches a new worker, which forwards
+        # it to the old one (its peer of the previous generation)
+        t0 = time.monotonic()
+        sleeper.cancel()
+        assert isinstance(sleep.exception(10), psycopg.errors.QueryCanceled)
+        assert time.monotonic() - t0 < 3
+        long_tx.close()
+        sleeper.close()
+        assert old.proc.wait(30) == 0, old.log()[-3000:]
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        if new is not None and new.poll() is None:
+            new.send_signal(signal.SIGTERM)
+            new.wait(20)
+    new_log = (tmp_path / "new.log").read_text()
+    assert failures == [], "%d failed of %d: %s" % (len(failures), done[0] + len(failures), failures[:5])
+    assert done[0] > 50, done[0]
+    assert "upgrade: took over 2 listening sockets" in new_log, new_log
+    assert new.returncode == 0, new_log[-3000:]
+    assert not os.path.exists(old.unix_socket_path()), "the new supervisor left the unix socket"
+    assert not os.path.exists("/proc/%d" % old_pid)
