@@ -93,6 +93,11 @@ struct pool {
 
 	struct list_node clients[CL_STATE_COUNT];
 	int n_clients[CL_STATE_COUNT];
+	/* query_wait_notify: the last CL_WAITING client the janitor has told
+	 * it is queued (the list head when none). The list is in arrival
+	 * order, so every client before it has been told and the janitor
+	 * resumes after it: no walk over clients already told, each tick. */
+	struct list_node *wait_notified_last;
 	struct list_node servers[SV_STATE_COUNT];
 	int n_servers[SV_STATE_COUNT];
 	int n_pinned;                  /* clients pinned to their server (pin.h) */

@@ -35,16 +35,20 @@ static void check_login_clients(const struct config *cfg, usec_t now)
 }
 
 /* query_wait_notify: one NOTICE to each client queued longer than it. The
- * list is in arrival order, so the walk stops at the first one not due. */
+ * list is in arrival order: the walk resumes after the last client told
+ * (pool.wait_notified_last) and stops at the first one not due, so a tick
+ * costs O(clients told + 1), not O(clients waiting). */
 static void notify_waiting(struct pool *p, const struct config *cfg, usec_t now)
 {
-	struct list_node *n, *tmp;
+	struct list_node *head = &p->clients[CL_WAITING], *n, *next;
 	if (cfg->query_wait_notify <= 0)
 		return;
-	list_for_each_safe(n, tmp, &p->clients[CL_WAITING]) {
+	for (n = p->wait_notified_last->next; n != head; n = next) {
 		struct client *c = list_entry(n, struct client, node);
 		if (!expired(c->state_since, (usec_t)cfg->query_wait_notify * USEC_PER_SEC, now))
 			break;
+		next = n->next;
+		p->wait_notified_last = n;   /* moved back by pool.c if c leaves */
 		if (c->wait_notified == c->state_since)
 			continue;
 		c->wait_notified = c->state_since;

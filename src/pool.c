@@ -75,6 +75,8 @@ static struct list_node *client_list_for(struct client *c, enum client_state st,
 void pool_client_change_state(struct client *c, enum client_state st)
 {
 	int *count;
+	if (c->state == CL_WAITING && c->pool->wait_notified_last == &c->node)
+		c->pool->wait_notified_last = c->node.prev;
 	if (c->state != CL_CLOSED) {
 		client_list_for(c, c->state, &count);
 		list_del(&c->node);
@@ -249,6 +251,7 @@ static struct pool *pool_new(const char *db, const char *user)
 	p->user_name = xstrdup(user);
 	for (int i = 0; i < CL_STATE_COUNT; i++)
 		list_init(&p->clients[i]);
+	p->wait_notified_last = &p->clients[CL_WAITING];
 	for (int i = 0; i < SV_STATE_COUNT; i++)
 		list_init(&p->servers[i]);
 	list_init(&p->waiters);

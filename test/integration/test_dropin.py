@@ -221,6 +221,39 @@ def test_query_wait_notify(tidepool, role):
     assert seen == []
 
 
+def test_query_wait_notify_once_each_in_a_long_queue(tidepool, role):
+    """Each queued client is told exactly once: the janitor resumes after
+    the last client it told (issue 23: no walk over every waiting client
+    per tick), and when that client leaves the queue (here: it gets the
+    server) the mark moves back to the client before it, so a later queue
+    is still told."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=1, query_wait_notify=1)
+    holder = tp.connect(user=role)
+    told = []
+
+    def queue_one():
+        w = tp.connect(user=role)
+        mine = []
+        w.add_notice_handler(lambda d: mine.append(d.message_primary))
+        told.append(mine)
+        return w, Background(w.execute, "select 1")
+
+    waiters = []
+    for _ in range(2):   # twice: the second queue comes after the first one's mark left
+        holder.execute("begin")
+        holder.execute("select 1")
+        batch = [queue_one() for _ in range(3)]
+        time.sleep(2.5)
+        holder.execute("commit")
+        for _, job in batch:
+            assert job.exception(10) is None
+        waiters += [w for w, _ in batch]
+    counts = [sum("client being queued" in m for m in mine) for mine in told]
+    assert counts == [1] * 6, counts
+    for c in [holder] + waiters:
+        c.close()
+
+
 def test_log_stats(tidepool, role):
     on = tidepool(stats_period=1)
     off = tidepool(stats_period=1, log_stats=0)
