@@ -120,7 +120,7 @@ def supports_prepared(binary, section):
 class Pooler:
     """A pooler process in transaction mode with pool size 10."""
 
-    def __init__(self, name, binary, work, pg, pool_size, section, wrapper=(), unix=False):
+    def __init__(self, name, binary, work, pg, pool_size, section, wrapper=(), unix=False, extra=""):
         self.name = name
         self.port = free_port()
         d = os.path.join(work, name)
@@ -137,8 +137,9 @@ class Pooler:
                     "auth_type = trust\nauth_file = %s\npool_mode = transaction\n"
                     "default_pool_size = %d\nmax_client_conn = 12000\nlog_connections = 0\n"
                     "log_disconnections = 0\n" % (section, self.port, d if unix else "", users, pool_size))
-            if name == "tidepool":
+            if name.startswith("tidepool"):
                 f.write("metrics_port = 0\n")
+            f.write(extra)
             if supports_prepared(binary, section):
                 # protocol-level prepared statements in transaction mode
                 f.write("max_prepared_statements = 200\n")
@@ -157,18 +158,37 @@ class Pooler:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
         return int(out[0]) if out else self.proc.pid
 
+    def pids(self):
+        """The pooler process and its descendants (tidepool's workers)."""
+        out, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            try:
+                with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                    todo += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+        return out
+
     def cpu_seconds(self):
-        """(user, system) CPU seconds of the pooler process so far."""
-        with open("/proc/%d/stat" % self.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+        """(user, system) CPU seconds of the pooler's processes so far."""
+        user = system = 0.0
+        for pid in self.pids():
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            user += int(fields[11]) / CLK_TCK
+            system += int(fields[12]) / CLK_TCK
+        return user, system
 
     def rss_bytes(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        total = 0
+        for pid in self.pids():
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        return total
 
     def stop(self, timeout=10):
         self.proc.send_signal(signal.SIGTERM)
@@ -283,6 +303,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--idle", default="2000,10000", help="idle client counts, comma list ('' to skip)")
+    ap.add_argument("--workers", default="",
+                    help="also run tidepool with workers = N for each N of this comma list (e.g. 2)")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench/results.json"))
     args = ap.parse_args()
     raise_nofile(30000)
@@ -293,10 +315,19 @@ def main():
     targets = {"direct": None}
     poolers = {}
     try:
-        bouncers = [("pgbouncer", "/usr/sbin/pgbouncer")] + [tuple(x.split("=", 1)) for x in args.pgbouncer]
+        bouncers = [tuple(x.split("=", 1)) for x in args.pgbouncer]
+        if os.path.exists("/usr/sbin/pgbouncer"):
+            bouncers.insert(0, ("pgbouncer", "/usr/sbin/pgbouncer"))
+        else:
+            log("Debian's PgBouncer is not installed (bench/run.sh installs it): not measured")
         for name, path in bouncers:
             poolers[name] = Pooler(name, path, work, pg, args.pool_size, "pgbouncer")
         poolers["tidepool"] = Pooler("tidepool", os.path.abspath(args.tidepool), work, pg, args.pool_size, "tidepool")
+        for n in [int(x) for x in args.workers.split(",") if x]:
+            # pool size per worker: the same backends in total as one process
+            poolers["tidepool-w%d" % n] = Pooler("tidepool-w%d" % n, os.path.abspath(args.tidepool), work, pg,
+                                                 max(1, args.pool_size // n), "tidepool",
+                                                 extra="workers = %d\n" % n)
         targets.update({n: p for n, p in poolers.items()})
         results = {t: {w: [] for w in args.workloads.split(",")} for t in targets}
         for rep in range(args.repeat):
@@ -343,7 +374,7 @@ def summarize(runs):
 
 def report(results, idle, args):
     summary = {t: {w: summarize(runs) for w, runs in ws.items()} for t, ws in results.items()}
-    bouncers = [t for t in summary if t.startswith("pgbouncer") or (t not in ("direct", "tidepool"))]
+    bouncers = [t for t in summary if t != "direct" and not t.startswith("tidepool")]
     lines = ["| workload | target | TPS | avg ms | p99 ms | CPU µs/xact | user + sys | tidepool/this CPU "
              "| tidepool/this user CPU | tidepool/this p99 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
