@@ -281,10 +281,13 @@ static const struct server_request_ops learn_ops = {
 };
 
 /* A server just logged in: the first one to a server whose limits are not
- * known yet runs the query before it joins its pool. */
+ * known yet runs the query before it joins its pool. Never a replication
+ * connection (a physical walsender refuses SQL; neither gets our queries). */
 static bool learn_on_login(struct server *s)
 {
 	struct pool *p = s->pool;
+	if (p->replication != REPL_NONE)
+		return false;
 	const char *host = s->host_idx >= 0 && (size_t)s->host_idx < p->n_hosts ? p->hosts[s->host_idx] : "";
 	struct budget_target *t = target_get(host, p->server_port);
 	if (t->learning || t->failed || t->max_connections >= 0)

@@ -8,11 +8,13 @@ after a reload that changes the sums); --check prints this_process_max."""
 import re
 import subprocess
 
+import psycopg
 import pytest
 
 from conftest import PgServer, _track, free_port, serve_pg, tidepool_bin, wait_until
 from test_dns import dns  # noqa: F401  (fixture)
 from test_http import http_get
+from test_replication import databases as repl_databases, pg_repl  # noqa: F401  (fixture)
 
 WARNING = "backend budget:"
 
@@ -139,3 +141,19 @@ def test_check_prints_this_process_max_per_server(tmp_path):
         "budget: 10.1.1.2:5433 this_process_max 12, x expected_replicas 3 = fleet_max 36",
         "budget: 10.1.1.3:5433 this_process_max 12, x expected_replicas 3 = fleet_max 36",
     ], r.stdout
+
+
+def test_a_replication_login_first_does_not_spoil_learning(tidepool, pg_repl):  # noqa: F811
+    # a physical walsender refuses SQL: the budget query must not go there,
+    # and the next ordinary login still learns the server's limits
+    tp = tidepool(pool_mode="transaction", pg_server=pg_repl, admin_users="admin",
+                  databases=repl_databases(pg_repl))
+    with psycopg.connect("host=%s port=%d user=postgres dbname=appdb replication=true"
+                         % (tp.host, tp.port), autocommit=True) as c:
+        res = c.pgconn.exec_(b"IDENTIFY_SYSTEM")
+        assert res.ntuples == 1
+    assert one_row(tp)["max_connections"] is None
+    with tp.connect() as c:
+        c.execute("SELECT 1")
+    assert one_row(tp)["max_connections"] == 100
+    assert "could not learn" not in tp.log()
