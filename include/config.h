@@ -248,6 +248,8 @@ int config_worker_peer_id(int gen, int id);
 /* In a worker process: every snapshot loaded from now on (and cfg) gets
  * its peer_id and one [peers] entry per worker of both generations. */
 void config_set_worker(const struct config_worker *w);
+/* This worker's identity, NULL in a process on its own. */
+const struct config_worker *config_worker(void);
 void config_apply_worker(struct config *cfg);
 void config_free(struct config *cfg);
 /* Gives cfg the values cur has for every key that needs a restart, so a

@@ -1230,6 +1230,12 @@ static void show_state(struct admin_reply *r)
 	reply_text_pair(r, "active", !paused && !suspended ? "yes" : "no");
 	reply_text_pair(r, "paused", paused ? "yes" : "no");
 	reply_text_pair(r, "suspended", suspended ? "yes" : "no");
+	const struct config_worker *w = config_worker();
+	if (w) {   /* workers = N: which one answered, of how many, of which generation */
+		char v[48];
+		snprintf(v, sizeof(v), "%d of %d (generation %d)", w->id, w->n, w->gen);
+		reply_text_pair(r, "worker", v);
+	}
 }
 
 static void show_version(struct admin_reply *r)

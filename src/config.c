@@ -820,6 +820,11 @@ void config_set_worker(const struct config_worker *w)
 	worker = *w;
 }
 
+const struct config_worker *config_worker(void)
+{
+	return worker.id > 0 ? &worker : NULL;
+}
+
 static void add_worker_peers(struct config *cfg, const char *prefix, int gen, int n)
 {
 	for (int i = 1; i <= n; i++) {

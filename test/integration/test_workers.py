@@ -28,6 +28,7 @@ def children(pid):
 
 def start_workers(tidepool, n=2, **kw):
     kw.setdefault("pool_mode", "transaction")
+    kw.setdefault("admin_users", "admin")
     mp = free_port()
     tp = tidepool(workers=n, metrics_port=mp, **kw)
     assert wait_until(lambda: len(children(tp.pid)) == n, 10), tp.log()
@@ -114,6 +115,15 @@ def test_one_metrics_page_and_probes_for_all_workers(tidepool):
         up = {s[1].get("worker") for s in fams["tidepool_up"]["samples"]}
         assert up == {"1", "2"}
         assert http_get(tp.metrics_port, "/livez")[0] == 200
+        # the console says which worker answered
+        seen = set()
+        for _ in range(20):
+            with tp.connect(dbname="pgbouncer", user="admin") as adm:
+                state = dict(adm.execute("show state").fetchall())
+                seen.add(state["worker"])
+            if len(seen) == 2:
+                break
+        assert seen == {"1 of 2 (generation 0)", "2 of 2 (generation 0)"}, seen
         # a paused worker is not ready; SIGUSR1 reaches every worker through the supervisor
         tp.send_signal(signal.SIGUSR1)
         assert wait_until(lambda: http_status(tp.metrics_port, "/readyz") == 503, 10)
