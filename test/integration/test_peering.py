@@ -64,9 +64,10 @@ def test_cancels_reach_their_query_wherever_the_kernel_sends_them(tidepool, pg):
 
             t = Background(sleeper)
             started.wait(5)
-            assert wait_until(lambda: pg.sql("select count(*) from pg_stat_activity "
-                                              "where query = 'select pg_sleep(20)' "
-                                              "and state = 'active'")[0][0] == 1, 10)
+            assert wait_until(lambda: t.done() or pg.sql(
+                "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)' "
+                "and state = 'active'")[0][0] == 1, 30), "round %d: the query never ran" % i
+            assert not t.done(), "round %d: the query ended early: %r" % (i, t.exception(1))
             t0 = time.monotonic()
             c.cancel()
             exc = t.exception(10)

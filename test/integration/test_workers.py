@@ -54,9 +54,10 @@ def test_workers_share_the_port_and_cancels_reach_their_query(tidepool, pg):
         for i in range(12):
             c = conns[(i * 5) % len(conns)]
             t = Background(c.execute, "select pg_sleep(20)")
-            assert wait_until(lambda: pg.sql("select count(*) from pg_stat_activity "
-                                              "where query = 'select pg_sleep(20)' "
-                                              "and state = 'active'")[0][0] == 1, 10)
+            assert wait_until(lambda: t.done() or pg.sql(
+                "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)' "
+                "and state = 'active'")[0][0] == 1, 30), "round %d: the query never ran" % i
+            assert not t.done(), "round %d: the query ended early: %r" % (i, t.exception(1))
             t0 = time.monotonic()
             c.cancel()
             exc = t.exception(10)
