@@ -10,6 +10,7 @@
 #include "list.h"
 #include "params.h"
 #include "pool_types.h"
+#include "pin.h"
 
 struct login_auth;
 
@@ -39,6 +40,8 @@ struct client {
 	bool pinned;                    /* keeps its server until it leaves (pin.h) */
 	bool drain_served;              /* ended a transaction during a drain: the next one is refused */
 	struct pstmt_client_table *ps;  /* its prepared statement names, when it has any */
+	struct settings_client *set;    /* its session settings, once it changed one (settings.h) */
+	bool skip_to_sync;              /* a refused Parse: its batch is dropped up to Sync */
 	struct login_auth *auth;        /* authentication in progress (login.c), else NULL */
 	bool startup_done;
 	int replication;                /* enum pool_replication asked for at startup */
@@ -96,6 +99,9 @@ void client_finish_login(struct client *c);
 void client_process(struct client *c);
 /* The linked server died; the client is told and closed. */
 void client_server_lost(struct client *c, const char *why);
+/* The client's session state on s could not be followed or kept: the
+ * pool's session_state policy decides (pin, or PgBouncer's allow). */
+void client_session_state(struct client *c, struct server *s, enum pin_reason why);
 /* Log prefix "C-<id> db/user@addr:port". */
 const char *client_name(const struct client *c, char *buf, size_t len);
 struct client *client_find_by_key(uint32_t pid, uint32_t key);

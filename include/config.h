@@ -28,6 +28,14 @@ enum pool_mode {
 	POOL_MODE_STATEMENT,
 };
 
+/* What happens to session state that cannot follow its client. */
+enum session_state_policy {
+	SESSION_STATE_UNSET = -1,
+	SESSION_STATE_PIN = 0,   /* the client keeps its backend until it disconnects */
+	SESSION_STATE_ERROR,     /* the statement is refused (0A000) */
+	SESSION_STATE_ALLOW,     /* PgBouncer's behaviour; the backend is reset at release */
+};
+
 enum auth_type {
 	AUTH_TYPE_TRUST,
 	AUTH_TYPE_ANY,
@@ -65,6 +73,7 @@ struct db_config {
 	char *application_name;
 	char *load_balance_hosts;
 	usec_t query_wait_timeout; /* -1 when not given (PgBouncer 1.26 key) */
+	char *session_state;     /* pin, error, allow; NULL when not given */
 	const char *file;        /* where it was defined, for messages */
 	int line;
 };
@@ -82,6 +91,7 @@ struct user_config {
 	usec_t transaction_timeout;
 	usec_t client_idle_timeout;
 	usec_t query_wait_timeout; /* PgBouncer 1.26 key */
+	char *session_state;     /* pin, error, allow; NULL when not given */
 	const char *file;
 	int line;
 };
@@ -149,7 +159,8 @@ struct config {
 	bool application_name_add_host;
 	int max_prepared_statements;
 	int max_client_prepared_statements;
-	bool pin_session_state;
+	bool pin_session_state;   /* 0: session_state = pin means allow (the older key) */
+	char *session_state;
 
 	/* server connections */
 	char *server_reset_query;

@@ -101,6 +101,7 @@ struct pool {
 	struct list_node servers[SV_STATE_COUNT];
 	int n_servers[SV_STATE_COUNT];
 	int n_pinned;                  /* clients pinned to their server (pin.h) */
+	enum session_state_policy session_state;
 
 	/* ParameterStatus values of the pool's first server, sent to clients at login */
 	struct pool_param *welcome;

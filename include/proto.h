@@ -38,7 +38,7 @@ enum {
 	PQ_MSG_AUTH = 'R', PQ_MSG_PARAMETER_STATUS = 'S', PQ_MSG_BACKEND_KEY = 'K',
 	PQ_MSG_READY = 'Z', PQ_MSG_ERROR = 'E', PQ_MSG_NOTICE = 'N', PQ_MSG_NOTIFICATION = 'A',
 	PQ_MSG_COPY_IN = 'G', PQ_MSG_COPY_OUT = 'H', PQ_MSG_COPY_BOTH = 'W',
-	PQ_MSG_COMMAND_COMPLETE = 'C', PQ_MSG_EMPTY_QUERY = 'I', PQ_MSG_ROW_DESCRIPTION = 'T',
+	PQ_MSG_COMMAND_COMPLETE = 'C', PQ_MSG_EMPTY_QUERY = 'I', PQ_MSG_PORTAL_SUSPENDED = 's', PQ_MSG_ROW_DESCRIPTION = 'T',
 	PQ_MSG_DATA_ROW = 'D', PQ_MSG_NEGOTIATE_VERSION = 'v', PQ_MSG_PARSE_COMPLETE = '1',
 	PQ_MSG_CLOSE_COMPLETE = '3',
 };
@@ -139,6 +139,9 @@ void proto_put_string(struct proto_writer *w, const char *s);
 void proto_end(struct proto_writer *w);
 
 /* Whole messages. */
+/* The same with a HINT field. */
+void proto_write_error_hint(struct proto_writer *w, const char *severity, const char *sqlstate,
+			    const char *message, const char *hint);
 void proto_write_error(struct proto_writer *w, const char *severity, const char *sqlstate,
 		       const char *message);
 void proto_write_notice(struct proto_writer *w, const char *sqlstate, const char *message);

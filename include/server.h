@@ -11,6 +11,7 @@
 #include "list.h"
 #include "params.h"
 #include "pool_types.h"
+#include "settings.h"
 
 struct scram_client;
 struct ps_server_state;
@@ -66,7 +67,11 @@ struct server {
 	size_t n_login_params;
 	usec_t connect_time, connect_wall, state_since, last_used;
 	bool close_needed;
-	bool session_state;              /* a pinned client left state here: reset before reuse */
+	bool session_state;              /* a client left state here: reset before reuse */
+	uint32_t outcomes;               /* CommandComplete/ErrorResponse/... since the last ReadyForQuery */
+	uint32_t n_exec;                 /* Executes sent since the last Sync */
+	struct settings_list applied;    /* settings a client left on the backend (settings.h) */
+	bool syncing_settings;           /* the SET running at link also applies those */
 	uint16_t cancels_in_flight;      /* cancel requests forwarded to its backend, not yet delivered */
 	char addr[64];
 	int port;

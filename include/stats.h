@@ -26,6 +26,9 @@ struct stats_counters {
 	uint64_t client_logins, server_logins, server_login_failures;
 	uint64_t client_login_failures;       /* wrong password or failed SCRAM exchange */
 	uint64_t query_timeouts, wait_timeouts, server_errors;
+	uint64_t state_refused;               /* statements refused by session_state = error */
+	uint64_t state_allowed;               /* statements let through by session_state = allow */
+	uint64_t settings_replays;            /* backends given a client's recorded settings */
 	struct stats_histogram wait_hist, query_hist, xact_hist;
 };
 

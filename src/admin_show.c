@@ -35,6 +35,7 @@
 #include "prepared.h"
 #include "proto.h"
 #include "server.h"
+#include "settings.h"
 
 #define COLS(a) (a), ARRAY_SIZE(a)
 
@@ -268,13 +269,13 @@ static const struct admin_col socket_cols[] = {
 	{ "wait", ADMIN_INT4 }, { "wait_us", ADMIN_INT4 }, { "close_needed", ADMIN_INT4 },
 	{ "ptr", ADMIN_TEXT }, { "link", ADMIN_TEXT }, { "remote_pid", ADMIN_INT4 },
 	{ "tls", ADMIN_TEXT }, { "application_name", ADMIN_TEXT },
-	{ "prepared_statements", ADMIN_INT4 }, { "id", ADMIN_INT4 },
+	{ "prepared_statements", ADMIN_INT4 }, { "id", ADMIN_INT4 }, { "session_state", ADMIN_TEXT },
 	/* SHOW SOCKETS and ACTIVE_SOCKETS only */
 	{ "recv_pos", ADMIN_INT4 }, { "pkt_pos", ADMIN_INT4 }, { "pkt_remain", ADMIN_INT4 },
 	{ "send_pos", ADMIN_INT4 }, { "send_remain", ADMIN_INT4 }, { "pkt_avail", ADMIN_INT4 },
 	{ "send_avail", ADMIN_INT4 },
 };
-#define N_CLIENT_COLS 21
+#define N_CLIENT_COLS 22
 
 /* Per-socket strings a row points at until it is written. */
 struct sock_text {
@@ -369,6 +370,12 @@ static void client_row(struct admin_reply *r, const struct client *c, const char
 	admin_row_text(&row, param_value(&c->params, "application_name"));
 	admin_row_int(&row, ps_client_count(c));
 	admin_row_uint(&row, c->id);
+	char state_text[32] = "";
+	if (c->pinned)
+		strlcpy_safe(state_text, "pinned", sizeof(state_text));
+	else if (settings_client_count(c))
+		snprintf(state_text, sizeof(state_text), "settings=%zu", settings_client_count(c));
+	admin_row_text(&row, state_text[0] ? state_text : NULL);
 	if (sockets)
 		conn_positions(&row, &c->conn);
 	admin_reply_row(r, &row);
@@ -406,6 +413,12 @@ static void server_row(struct admin_reply *r, const struct server *s, const char
 	admin_row_text(&row, param_value(&s->params, "application_name"));
 	admin_row_int(&row, ps_server_count(s));
 	admin_row_uint(&row, s->id);
+	char state_text[32] = "";
+	if (s->session_state)
+		strlcpy_safe(state_text, "pinned", sizeof(state_text));
+	else if (s->applied.n)
+		snprintf(state_text, sizeof(state_text), "settings=%u", (unsigned)s->applied.n);
+	admin_row_text(&row, state_text[0] ? state_text : NULL);
 	if (sockets)
 		conn_positions(&row, &s->conn);
 	admin_reply_row(r, &row);
@@ -552,6 +565,8 @@ static const struct admin_col pools_cols[] = {
 	{ "sv_idle", ADMIN_INT4 }, { "sv_used", ADMIN_INT4 }, { "sv_tested", ADMIN_INT4 },
 	{ "sv_login", ADMIN_INT4 }, { "maxwait", ADMIN_INT4 }, { "maxwait_us", ADMIN_INT4 },
 	{ "pool_mode", ADMIN_TEXT }, { "load_balance_hosts", ADMIN_TEXT },
+	{ "session_state", ADMIN_TEXT }, { "cl_pinned", ADMIN_INT4 }, { "state_refused", ADMIN_INT8 },
+	{ "state_allowed", ADMIN_INT8 }, { "settings_replays", ADMIN_INT8 },
 };
 
 /* How long the pool's longest-waiting client has waited. */
@@ -604,6 +619,12 @@ static void show_pools(struct admin_reply *r)
 		admin_row_int(&row, wait % USEC_PER_SEC);
 		admin_row_text(&row, config_pool_mode_name(p->mode));
 		admin_row_text(&row, pool_load_balance(p));
+		admin_row_text(&row, p->session_state == SESSION_STATE_ERROR   ? "error"
+				     : p->session_state == SESSION_STATE_ALLOW ? "allow" : "pin");
+		admin_row_int(&row, p->n_pinned);
+		admin_row_uint(&row, p->stats.state_refused);
+		admin_row_uint(&row, p->stats.state_allowed);
+		admin_row_uint(&row, p->stats.settings_replays);
 		admin_reply_row(r, &row);
 	}
 }

@@ -24,9 +24,12 @@
 #include "prepared.h"
 #include "proto.h"
 #include "server.h"
+#include "settings.h"
 #include "stats.h"
 
 static uint64_t next_client_id;
+
+static bool client_idle_refusal(struct client *c, const struct proto_header *h, bool *wait);
 
 static bool never(void)
 {
@@ -138,6 +141,7 @@ static void close_client(struct client *c, const char *reason, bool linger)
 	if (c->pinned)
 		c->pool->n_pinned--;
 	cancel_unregister(c);
+	settings_client_free(c);
 	ps_client_free(c);   /* now: the pool's registry may go before the deferred free */
 	if (linger)
 		conn_close_lingering(&c->conn);
@@ -302,6 +306,19 @@ static void client_idle_input(struct client *c)
 		client_idle_input(c);
 		return;
 	}
+	bool wait = false;
+	if ((c->skip_to_sync || (c->pool->session_state == SESSION_STATE_ERROR && c->pool->mode != POOL_MODE_SESSION &&
+				 (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE))) &&
+	    client_idle_refusal(c, &h, &wait)) {
+		if (conn_flush(&c->conn) == CONN_IO_ERROR) {
+			client_close(c, "write to client failed");
+			return;
+		}
+		client_idle_input(c);
+		return;
+	}
+	if (wait || c->state == CL_CLOSED)
+		return;
 	if (c->pool->stale || c->terminate_seen) {
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
@@ -335,6 +352,7 @@ static inline void client_note_ready_expected(struct server *s)
 {
 	s->pending_ready++;
 	s->sync_sent++;
+	s->n_exec = 0;
 }
 
 static inline bool client_sent(enum ps_verdict v)
@@ -342,28 +360,185 @@ static inline bool client_sent(enum ps_verdict v)
 	return v == PS_PASS || v == PS_DONE;
 }
 
-/* A Query or Parse (its first `have` body bytes) that leaves session state
- * on the backend pins the client to s until it disconnects. */
-static struct pin_class client_check_pin(struct client *c, struct server *s, uint8_t type, const uint8_t *body,
-					 uint32_t have)
+void client_session_state(struct client *c, struct server *s, enum pin_reason why)
 {
-	const uint8_t *q = body;
-	struct pin_class none = { PIN_NONE, false, true };
-	if (type == PQ_MSG_PARSE) {   /* statement name, NUL, query */
-		const uint8_t *nul = memchr(body, 0, have);
-		if (!nul)
-			return none;
-		q = nul + 1;
+	if (c->pool->session_state == SESSION_STATE_ALLOW) {
+		c->pool->stats.state_allowed++;   /* PgBouncer's behaviour: the state stays on the backend */
+		client_log(LOG_LVL_DEBUG, c, "session state allowed: %s (session_state = allow)", pin_reason_name(why));
+		return;
 	}
-	struct pin_class cls = pin_classify((const char *)q, have - (uint32_t)(q - body));
-	if (cls.reason == PIN_NONE)
-		return cls;
+	if (c->pinned)
+		return;
 	c->pinned = true;
 	c->pool->n_pinned++;
 	s->session_state = true;
-	client_log(LOG_LVL_INFO, c, "pinned to its server until it disconnects: %s (pin_session_state)",
-		   pin_reason_name(cls.reason));
-	return cls;
+	client_log(LOG_LVL_INFO, c, "pinned to its server until it disconnects: %s (session_state)",
+		   pin_reason_name(why));
+}
+
+/* Sends ErrorResponse 0A000 naming session_state, then ReadyForQuery. */
+static bool client_refuse(struct client *c, enum pin_reason why, char status, bool ready)
+{
+	uint8_t buf[600];
+	char msg[200];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	snprintf(msg, sizeof(msg), "%s would outlive the transaction on a pooled connection",
+		 pin_reason_name(why));
+	proto_write_error_hint(&w, "ERROR", "0A000", msg,
+			       "tidepool refuses it because session_state = error for this pool; "
+			       "use session_state = pin, or a session-mode pool");
+	if (ready)
+		proto_write_ready(&w, status);
+	c->pool->stats.state_refused++;
+	client_log(LOG_LVL_INFO, c, "refused: %s (session_state = error)", pin_reason_name(why));
+	return !w.overflow && conn_send(&c->conn, w.buf, w.len) != CONN_IO_ERROR;
+}
+
+enum state_verdict { STATE_PASS, STATE_NEED_MORE, STATE_REFUSED, STATE_FAILED };
+
+#define STATE_WHOLE_MAX 65536u   /* longer strings are judged by their first bytes */
+
+/* Why the Query or Parse at the scan position leaves state that cannot
+ * follow the client (PIN_NONE: it can); its SQL (q, qlen) and a Parse's
+ * statement name. The cheap scan reads the bytes at hand (a Parse's
+ * parameter types after its SQL do no harm there); only a string that may
+ * change a setting is read whole and exactly. NEED_MORE: conn_reserve done. */
+static enum state_verdict client_state_of(struct client *c, const struct proto_header *h, struct pin_class *cls,
+					  enum pin_reason *why, const char **stmt, const char **q, size_t *qlen)
+{
+	struct conn *cn = &c->conn;
+	uint32_t avail = cn->in->end - cn->fwd, total = h->len + 1;
+	const uint8_t *body = cn->in->data + cn->fwd + PROTO_HEADER_LEN;
+	uint32_t have = MIN(avail, total) - PROTO_HEADER_LEN;
+	*stmt = NULL;
+	*q = (const char *)body;
+	*qlen = have - (avail >= total);   /* a whole Query's last byte is its NUL */
+	if (h->type == PQ_MSG_PARSE) {   /* statement name, NUL, query, NUL, types */
+		const uint8_t *nul = memchr(body, 0, have);
+		*stmt = (const char *)body;
+		*q = nul ? (const char *)nul + 1 : (const char *)body + have;
+		*qlen = have - (uint32_t)((const uint8_t *)*q - body);
+	}
+	*cls = pin_classify(*q, *qlen);
+	*why = cls->reason;
+	if (!cls->settings)
+		return STATE_PASS;
+	if (avail < total && total <= STATE_WHOLE_MAX) {
+		conn_reserve(cn, (cn->fwd - cn->in->start) + total);
+		return STATE_NEED_MORE;
+	}
+	*qlen = strnlen(*q, *qlen);
+	if (*why == PIN_NONE && !settings_replayable(c->pool, *q, *qlen))
+		*why = PIN_UNREPLAYABLE;
+	return STATE_PASS;
+}
+
+/* Session state in a Query or Parse on s: refused (session_state =
+ * error, when the answer can go straight back), the client pinned, or
+ * its settings recorded to follow it. */
+static enum state_verdict client_check_state(struct client *c, struct server *s, const struct proto_header *h,
+					      struct pin_class *cls)
+{
+	struct conn *cn = &c->conn;
+	enum pin_reason why;
+	const char *stmt, *q;
+	size_t qlen;
+	enum state_verdict v = client_state_of(c, h, cls, &why, &stmt, &q, &qlen);
+	if (v != STATE_PASS)
+		return v;
+	if (why != PIN_NONE && c->pool->session_state == SESSION_STATE_ERROR && h->type == PQ_MSG_QUERY &&
+	    s->tx_status != 'I' && ps_server_settled(s) && !s->unsynced && cn->fwd == cn->in->start &&
+	    cn->in->end - cn->fwd >= h->len + 1) {
+		conn_consume(cn, h->len + 1);
+		cn->fwd = cn->in->start;
+		if (client_refuse(c, why, s->tx_status, true))
+			return STATE_REFUSED;
+		client_close(c, "write to client failed");
+		return STATE_FAILED;
+	}
+	if (why != PIN_NONE)
+		client_session_state(c, s, why);   /* error where it cannot answer at once: pinned */
+	if (cls->settings && !c->pinned)
+		settings_client_sql(c, s, stmt, q, qlen);
+	else if (stmt && settings_client_extended(c))
+		settings_client_close(c, 'S', stmt);   /* the name now holds another statement */
+	return STATE_PASS;
+}
+
+/* session_state = error, a client without a server: a Query or Parse
+ * that would leave state is answered here (a Parse's batch is dropped up
+ * to its Sync, as PostgreSQL skips it after an error). True when the
+ * message at the buffer's start was consumed; *wait when more must be
+ * read first. */
+static bool client_idle_refusal(struct client *c, const struct proto_header *h, bool *wait)
+{
+	struct conn *cn = &c->conn;
+	uint32_t total = h->len + 1;
+	if (iobuf_len(cn->in) < total) {
+		conn_reserve(cn, total);
+		*wait = true;
+		return false;
+	}
+	if (c->skip_to_sync) {
+		conn_consume(cn, total);
+		cn->fwd = cn->in ? cn->in->start : 0;
+		if (h->type != PQ_MSG_SYNC)
+			return true;
+		c->skip_to_sync = false;
+		uint8_t z[6];
+		struct proto_writer w;
+		proto_writer_init(&w, z, sizeof(z));
+		proto_write_ready(&w, 'I');
+		return conn_send(cn, w.buf, w.len) != CONN_IO_ERROR;
+	}
+	cn->fwd = cn->in->start;
+	enum pin_reason why;
+	struct pin_class cls;
+	const char *stmt, *q;
+	size_t qlen;
+	if (client_state_of(c, h, &cls, &why, &stmt, &q, &qlen) == STATE_NEED_MORE) {
+		*wait = true;
+		return false;
+	}
+	if (why == PIN_NONE)
+		return false;
+	bool query = h->type == PQ_MSG_QUERY;
+	conn_consume(cn, total);
+	cn->fwd = cn->in ? cn->in->start : 0;
+	c->skip_to_sync = !query;
+	return client_refuse(c, why, 'I', query);
+}
+
+/* Bind, Execute and Close of statements and portals that change settings. */
+static bool client_check_extended(struct client *c, struct server *s, const struct proto_header *h)
+{
+	struct conn *cn = &c->conn;
+	uint32_t avail = cn->in->end - cn->fwd, total = h->len + 1;
+	const char *body = (const char *)cn->in->data + cn->fwd + PROTO_HEADER_LEN;
+	size_t blen = MIN(avail, total) - PROTO_HEADER_LEN;   /* the names come first */
+	const char *a = body, *end = body + blen;
+	const char *a_end = memchr(a, 0, blen);
+	if (!a_end || (h->type == PQ_MSG_BIND && !memchr(a_end + 1, 0, (size_t)(end - a_end - 1)))) {
+		if (avail >= total || total > STATE_WHOLE_MAX)
+			return true;   /* malformed or huge: PostgreSQL will say */
+		conn_reserve(cn, (cn->fwd - cn->in->start) + total);
+		return false;
+	}
+	switch (h->type) {
+	case PQ_MSG_BIND:   /* portal, NUL, statement, NUL, ... */
+		settings_client_bind(c, a, a_end + 1);
+		return true;
+	case PQ_MSG_EXECUTE:
+		settings_client_execute(c, s, a);
+		return true;
+	case PQ_MSG_CLOSE:   /* 'S' or 'P', name */
+		if (blen >= 2)
+			settings_client_close(c, body[0], body + 1);
+		return true;
+	default:
+		return true;
+	}
 }
 
 /* What a scan of the client's buffer knows for all its messages. */
@@ -372,20 +547,38 @@ struct client_scan {
 	bool pin_check;                 /* Query and Parse are checked for session state */
 };
 
-/* The session-state check of a Query or Parse at the forwarding position;
- * *cls gets what pin_classify found (a Query's text is then not scanned
- * again for DEALLOCATE). */
-static bool client_pin_step(struct client *c, struct server *s, const struct proto_header *h,
-			    struct client_scan *x, struct pin_class *cls)
+/* The session-state step of a Query or Parse at the forwarding position
+ * (client_check_state): PS_PASS to go on, with *cls what pin_classify
+ * found when *classified (a Query's text is then not scanned again for
+ * DEALLOCATE); PS_DONE when it was refused and answered here;
+ * PS_NEED_MORE, PS_FAILED. */
+static enum ps_verdict client_state_step(struct client *c, struct server *s, const struct proto_header *h,
+					 struct client_scan *x, struct pin_class *cls, bool *classified)
 {
+	*classified = false;
 	if (!x->pin_check)
-		return false;
-	const struct iobuf *b = c->conn.in;
-	uint32_t avail = b->end - c->conn.fwd;
-	*cls = client_check_pin(c, s, h->type, b->data + c->conn.fwd + PROTO_HEADER_LEN,
-				MIN(avail, h->len + 1) - PROTO_HEADER_LEN);
-	x->pin_check = !c->pinned;
-	return true;
+		return PS_PASS;
+	switch (client_check_state(c, s, h, cls)) {
+	case STATE_PASS:
+		*classified = true;
+		x->pin_check = !c->pinned;
+		return PS_PASS;
+	case STATE_NEED_MORE:
+		return PS_NEED_MORE;
+	case STATE_REFUSED:
+		return PS_DONE;
+	case STATE_FAILED:
+		return PS_FAILED;
+	}
+	return PS_PASS;
+}
+
+/* Bind, Execute, Close of statements and portals that change settings. */
+static inline bool client_settings_step(struct client *c, struct server *s, const struct proto_header *h)
+{
+	if (!c->set || c->pinned || !settings_client_extended(c))
+		return true;
+	return client_check_extended(c, s, h);
 }
 
 /* Parse, Bind, Describe, Close: the prepared-statement step when tracking
@@ -419,7 +612,10 @@ static enum ps_verdict client_message(struct client *c, struct server *s, const 
 			client_fail(c, "08P01", "PQexec disallowed (disable_pqexec)");
 			return PS_FAILED;
 		}
-		bool classified = client_pin_step(c, s, h, x, &cls);
+		bool classified;
+		v = client_state_step(c, s, h, x, &cls, &classified);
+		if (v != PS_PASS)
+			return v;
 		v = c->ps_track ? ps_query(c, s, h, classified ? &cls : NULL) : PS_PASS;
 		if (client_sent(v)) {
 			client_note_start(s);
@@ -427,8 +623,11 @@ static enum ps_verdict client_message(struct client *c, struct server *s, const 
 		}
 		return v;
 	}
-	case PQ_MSG_PARSE:
-		(void)client_pin_step(c, s, h, x, &cls);
+	case PQ_MSG_PARSE: {
+		bool classified;
+		v = client_state_step(c, s, h, x, &cls, &classified);
+		if (v != PS_PASS)
+			return v;
 		if (c->ps_track) {
 			v = ps_parse(c, s, h);
 		} else {
@@ -438,7 +637,10 @@ static enum ps_verdict client_message(struct client *c, struct server *s, const 
 		if (client_sent(v))
 			st->client_parse_count++;
 		return client_extended(s, v);
+	}
 	case PQ_MSG_BIND:
+		if (!client_settings_step(c, s, h))
+			return PS_NEED_MORE;
 		v = c->ps_track ? ps_bind(c, s, h) : PS_PASS;
 		if (client_sent(v))
 			st->bind_count++;
@@ -446,8 +648,13 @@ static enum ps_verdict client_message(struct client *c, struct server *s, const 
 	case PQ_MSG_DESCRIBE:
 		return client_extended(s, c->ps_track ? ps_describe(c, s, h) : PS_PASS);
 	case PQ_MSG_CLOSE:
+		if (!client_settings_step(c, s, h))
+			return PS_NEED_MORE;
 		return client_extended(s, c->ps_track ? ps_close(c, s, h) : PS_PASS);
 	case PQ_MSG_EXECUTE:
+		if (!client_settings_step(c, s, h))
+			return PS_NEED_MORE;
+		s->n_exec++;   /* after the step: it numbers this Execute's answer from 0 */
 		return client_extended(s, PS_PASS);
 	case PQ_MSG_SYNC:
 		client_note_start(s);
@@ -485,7 +692,7 @@ static bool client_scan(struct client *c, struct server *s)
 	struct iobuf *b = cn->in;
 	struct client_scan x;
 	x.cfg = config_current();
-	x.pin_check = x.cfg->pin_session_state && !c->pinned && s->pool->mode != POOL_MODE_SESSION;
+	x.pin_check = !c->pinned && s->pool->mode != POOL_MODE_SESSION;
 	int64_t max_packet_size = x.cfg->max_packet_size;
 	while (cn->fwd < b->end) {
 		uint32_t avail = b->end - cn->fwd;

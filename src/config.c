@@ -87,6 +87,7 @@ static const char *const syslog_facilities[] = {
 	"local3", "local4", "local5", "local6", "local7", NULL,
 };
 static const char *const load_balance_modes[] = { "disable", "round-robin", NULL };
+static const char *const session_state_modes[] = { "pin", "error", "allow", NULL };
 
 #define RL true         /* a reload applies it */
 #define NR false        /* needs a restart */
@@ -186,8 +187,7 @@ static const struct key_def main_keys[] = {
 	K_INT(peer_id, "0", 0, 65535, RL, IM, "this process's id among [peers]"),
 	K_PATH(pidfile, NR, IM, "file the process id is written to"),
 	K_BOOL(pin_session_state, "1", RL, IM,
-	       "in transaction and statement mode, keep a client on its server after LISTEN, a session "
-	       "advisory lock, a temporary table, PREPARE or a WITH HOLD cursor"),
+	       "the older key: 0 turns session_state = pin into allow (PgBouncer's behaviour)"),
 	K_INT(pkt_buf, "4096", 512, 16777216, NR, IM, "size of a connection's I/O buffer, in bytes"),
 	K_SECS(pool_idle_timeout, "0", RL, RF, "drop pools unused this many seconds (0: never)"),
 	KEY(pool_mode, KT_POOL_MODE, "session", 0, 0, RL, IM,
@@ -232,6 +232,10 @@ static const struct key_def main_keys[] = {
 	K_STR(server_tls_protocols, "secure", RL, IM, "TLS versions allowed to servers"),
 	K_CHOICE(server_tls_sslmode, sslmodes, "prefer", RL, IM, "TLS policy towards servers"),
 	K_STR(service_name, "tidepool", NR, IM, "name of the service (job_name is the same key)"),
+	K_CHOICE(session_state, session_state_modes, "pin", RL, IM,
+		 "in transaction and statement mode, what happens to session state that cannot follow "
+		 "its client (LISTEN, session advisory locks, temporary tables, PREPARE, WITH HOLD cursors, "
+		 "LOAD, unreplayable settings): pin, error or allow"),
 	K_SECS(shutdown_delay, "0", RL, IM,
 	       "seconds the listener stays open after SIGTERM while /readyz already fails"),
 	K_CHOICE(shutdown_mode, shutdown_modes, "drain", RL, IM,
@@ -299,6 +303,8 @@ static const struct key_def db_keys[] = {
 	FIELD(db_config, application_name, KT_STR, 0, 0),
 	{ { "load_balance_hosts", NULL, false, false, NULL }, KT_CHOICE,
 	  offsetof(struct db_config, load_balance_hosts), 0, 0, load_balance_modes, false },
+	{ { "session_state", NULL, false, false, NULL }, KT_CHOICE,
+	  offsetof(struct db_config, session_state), 0, 0, session_state_modes, false },
 };
 
 static const struct key_def user_keys[] = {
@@ -312,6 +318,8 @@ static const struct key_def user_keys[] = {
 	FIELD(user_config, transaction_timeout, KT_USEC, 0, USEC_LIMIT),
 	FIELD(user_config, client_idle_timeout, KT_USEC, 0, USEC_LIMIT),
 	FIELD(user_config, query_wait_timeout, KT_USEC, 0, USEC_LIMIT),
+	{ { "session_state", NULL, false, false, NULL }, KT_CHOICE,
+	  offsetof(struct user_config, session_state), 0, 0, session_state_modes, false },
 };
 
 static const struct key_def peer_keys[] = {
@@ -1547,6 +1555,7 @@ void config_free(struct config *cfg)
 		free(cfg->dbs[i]);
 	}
 	for (size_t i = 0; i < cfg->n_users; i++) {
+		free(cfg->users[i]->session_state);
 		free(cfg->users[i]->name);
 		free(cfg->users[i]);
 	}

@@ -198,6 +198,9 @@ static void pool_load_client_limits(struct pool *p, const struct config *cfg, co
 }
 
 /* Resolves the pool's settings from a snapshot: user > database > global. */
+static enum session_state_policy pool_session_policy(const struct config *cfg, const struct db_config *db,
+						     const struct user_config *u);
+
 static void pool_load(struct pool *p, const struct config *cfg, const struct db_config *db)
 {
 	const struct user_config *u = config_find_user(cfg, p->user_name);
@@ -237,6 +240,22 @@ static void pool_load(struct pool *p, const struct config *cfg, const struct db_
 		p->pool_size = p->min_pool_size = p->reserve_pool_size = 0;
 	}
 	p->round_robin = cfg->server_round_robin;
+	p->session_state = pool_session_policy(cfg, db, u);
+}
+
+/* session_state of the user, else the database, else the main section,
+ * where pin_session_state = 0 turns the default pin into allow. */
+static enum session_state_policy pool_session_policy(const struct config *cfg, const struct db_config *db,
+						     const struct user_config *u)
+{
+	const char *v = u && u->session_state ? u->session_state : db->session_state;
+	if (!v) {
+		v = cfg->session_state;
+		if (strcmp(v, "pin") == 0 && !cfg->pin_session_state)
+			v = "allow";
+	}
+	return strcmp(v, "error") == 0 ? SESSION_STATE_ERROR
+	     : strcmp(v, "allow") == 0 ? SESSION_STATE_ALLOW : SESSION_STATE_PIN;
 }
 
 static const struct db_config *find_db(const struct config *cfg, const char *name)

@@ -231,6 +231,32 @@ void proto_end(struct proto_writer *w)
 	put_be32(w->buf + w->msg_start, (uint32_t)(w->len - w->msg_start));
 }
 
+static void write_fields_hint(struct proto_writer *w, uint8_t type, const char *severity,
+			      const char *sqlstate, const char *message, const char *hint)
+{
+	proto_begin(w, type);
+	proto_put_byte(w, 'S');
+	proto_put_string(w, severity);
+	proto_put_byte(w, 'V');
+	proto_put_string(w, severity);
+	proto_put_byte(w, 'C');
+	proto_put_string(w, sqlstate);
+	proto_put_byte(w, 'M');
+	proto_put_string(w, message);
+	if (hint) {
+		proto_put_byte(w, 'H');
+		proto_put_string(w, hint);
+	}
+	proto_put_byte(w, 0);
+	proto_end(w);
+}
+
+void proto_write_error_hint(struct proto_writer *w, const char *severity, const char *sqlstate,
+			    const char *message, const char *hint)
+{
+	write_fields_hint(w, PQ_MSG_ERROR, severity, sqlstate, message, hint);
+}
+
 static void write_fields(struct proto_writer *w, uint8_t type, const char *severity,
 			 const char *sqlstate, const char *message)
 {

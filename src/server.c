@@ -268,6 +268,7 @@ static void server_free(void *arg)
 {
 	struct server *s = arg;
 	param_set_clear(&s->params);
+	settings_list_clear(&s->applied);
 	server_login_free(s);
 	free(s);
 }
@@ -470,8 +471,11 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 	}
 	s->tx_status = (char)body[0];
 	s->sync_recv++;
+	s->outcomes = 0;
 	if (s->pending_ready)
 		s->pending_ready--;
+	if (s->client->set && !settings_server_ready(s, s->tx_status))
+		client_session_state(s->client, s, PIN_UNTRACKED);
 	if (s->pool->mode == POOL_MODE_STATEMENT && s->tx_status != 'I' && !s->pending_ready) {
 		s->release_after_flush = false;
 		return false;
@@ -519,6 +523,15 @@ static enum server_step server_ps_step(enum ps_verdict v)
  * each type's case runs the steps that type needs (the release decision,
  * tracked parameters, COPY state, the prepared-statement replies of
  * prepared.c). */
+/* An answer to one statement (or Execute) of the batch: numbered for the
+ * settings its client changes (settings.h). */
+static inline void server_outcome(struct server *s, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	if (s->client->set)
+		settings_server_outcome(s, type, body, len, s->outcomes);
+	s->outcomes++;
+}
+
 static enum server_step server_message(struct server *s, const struct proto_header *h, uint32_t avail)
 {
 	struct conn *cn = &s->conn;
@@ -546,6 +559,7 @@ static enum server_step server_message(struct server *s, const struct proto_head
 			return SERVER_FORWARD;
 		return server_whole(s, total, avail, &step) ? server_ps_step(ps_close_complete(s, h)) : step;
 	case PQ_MSG_ERROR:
+		server_outcome(s, h->type, NULL, 0);
 		if (ps_watches(s->ps, PQ_MSG_ERROR, s->sync_recv)) {
 			if (!server_whole(s, total, avail, &step))
 				return step;
@@ -556,7 +570,18 @@ static enum server_step server_message(struct server *s, const struct proto_head
 		s->copy_in = false;
 		return SERVER_FORWARD;
 	case PQ_MSG_COMMAND_COMPLETE:
+		if (s->client->set) {   /* the tag says which change PostgreSQL completed */
+			if (!server_whole(s, total, avail, &step))
+				return step;
+			server_outcome(s, h->type, cn->in->data + cn->fwd + PROTO_HEADER_LEN, h->len - 4);
+		} else {
+			s->outcomes++;
+		}
 		s->copy_in = false;
+		return SERVER_FORWARD;
+	case PQ_MSG_EMPTY_QUERY:
+	case PQ_MSG_PORTAL_SUSPENDED:
+		server_outcome(s, h->type, NULL, 0);
 		return SERVER_FORWARD;
 	case PQ_MSG_COPY_IN:
 	case PQ_MSG_COPY_BOTH:
@@ -734,12 +759,17 @@ static void server_resume(struct conn *conn)
 /* Builds "SET a = 'x'; SET b = 'y'" for the tracked parameters the client
  * wants and the backend does not have, and "RESET c" for a setting another
  * client left that this one did not choose (settings the server does not
- * report, see params_is_reported). Returns false if nothing differs. */
-static bool build_param_sync(const struct server *s, const struct client *c, char *sql, size_t cap)
+ * report, see params_is_reported); then the client's recorded session
+ * settings (settings.h). Returns false if nothing differs. */
+static bool build_param_sync(const struct server *s, const struct client *c, char *sql, size_t cap,
+			     bool *settings)
 {
 	size_t len = 0;
+	bool overflow = false;
+	*settings = false;
 	sql[0] = '\0';
-	if (!param_set_any_differs(&c->params, &s->params))
+	bool settings_differ = s->applied.n || c->set;
+	if (!settings_differ && !param_set_any_differs(&c->params, &s->params))
 		return false;   /* the usual case, at every link */
 	for (size_t i = 0, count = params_count(); i < count; i++) {
 		int n;
@@ -763,6 +793,12 @@ static bool build_param_sync(const struct server *s, const struct client *c, cha
 			break;
 		len += (size_t)n;
 	}
+	if (settings_differ)
+		*settings = settings_sync_sql(s, c, sql, cap, &len, &overflow);
+	if (overflow) {
+		client_log(LOG_LVL_WARNING, c, "session settings too long to replay");
+		*settings = false;
+	}
 	return len > 0;
 }
 
@@ -779,6 +815,11 @@ static void param_sync_done(struct server *s, bool ok)
 			else if (c->params.values[i] && s->params.values[i])
 				param_set_put(&c->params, i, s->params.values[i]);
 		}
+	if (c && ok && s->syncing_settings) {
+		settings_synced(s, c);
+		s->pool->stats.settings_replays++;
+	}
+	s->syncing_settings = false;
 	client_linked(s, ok);
 }
 
@@ -798,8 +839,8 @@ void server_link(struct server *s, struct client *c)
 	s->copy_in = false;
 	s->release_after_flush = false;
 	s->last_used = loop_now();
-	char sql[4096];
-	if (s->pool->replication == REPL_NONE && build_param_sync(s, c, sql, sizeof(sql))) {
+	char sql[8192];
+	if (s->pool->replication == REPL_NONE && build_param_sync(s, c, sql, sizeof(sql), &s->syncing_settings)) {
 		server_run_internal(s, sql, true, param_sync_done);
 		return;
 	}
@@ -836,6 +877,9 @@ static void server_reset_or_ready(struct server *s, const struct config *cfg)
 			if (strcasestr(cfg->server_reset_query, "discard all") ||
 			    strcasestr(cfg->server_reset_query, "deallocate all"))
 				ps_server_forget_all(s);
+			if (strcasestr(cfg->server_reset_query, "discard all") ||
+			    strcasestr(cfg->server_reset_query, "reset all"))
+				settings_server_reset(s, !strcasestr(cfg->server_reset_query, "discard all"));
 			events_server_testing(s);
 			server_run_internal(s, cfg->server_reset_query, false, reset_done);
 			return;

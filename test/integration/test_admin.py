@@ -25,6 +25,7 @@ SOCKET_COLS = [
     ("connect_time", T), ("request_time", T), ("wait", I4), ("wait_us", I4),
     ("close_needed", I4), ("ptr", T), ("link", T), ("remote_pid", I4), ("tls", T),
     ("application_name", T), ("prepared_statements", I4), ("id", I4),
+    ("session_state", T),
 ]
 SOCKET_EXTRA = [
     ("recv_pos", I4), ("pkt_pos", I4), ("pkt_remain", I4), ("send_pos", I4),
@@ -40,7 +41,9 @@ EXPECTED = {
               ("cl_active_cancel_req", I4), ("cl_waiting_cancel_req", I4), ("sv_active", I4),
               ("sv_active_cancel", I4), ("sv_being_canceled", I4), ("sv_idle", I4),
               ("sv_used", I4), ("sv_tested", I4), ("sv_login", I4), ("maxwait", I4),
-              ("maxwait_us", I4), ("pool_mode", T), ("load_balance_hosts", T)],
+              ("maxwait_us", I4), ("pool_mode", T), ("load_balance_hosts", T),
+              ("session_state", T), ("cl_pinned", I4), ("state_refused", I8), ("state_allowed", I8),
+              ("settings_replays", I8)],
     "STATS": [("database", T)]
     + [("total_" + n, N) for n in ["server_assignment_count", "xact_count", "query_count",
                                    "received", "sent", "xact_time", "query_time",

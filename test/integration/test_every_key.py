@@ -74,6 +74,7 @@ KEY_TESTS = {
     "peer_id": "test_peering.py::test_cancel_key_carries_peer_id",
     "pidfile": "test_config.py::test_daemon_mode_with_pidfile",
     "pin_session_state": "test_pinning.py::test_pinning_off_behaves_like_pgbouncer",
+    "session_state": "test_session_state.py::test_session_state_error_refuses",
     "pool_mode": "test_txn_pool.py::test_200_concurrent_clients_over_pool_of_5",
     "query_timeout": "test_dropin.py::test_user_query_timeout_applies_to_that_user_only",
     "query_wait_notify": "test_dropin.py::test_query_wait_notify",

@@ -834,7 +834,7 @@ static void test_key_table(void)
 		/* tidepool's own */
 		"metrics_listen_addr", "metrics_port", "shutdown_delay", "shutdown_timeout",
 		"shutdown_mode", "readyz_checks_backend", "max_client_prepared_statements",
-		"pin_session_state", "expected_replicas", "replicas_dns_name", "workers",
+		"pin_session_state", "expected_replicas", "replicas_dns_name", "workers", "session_state",
 	};
 	/* not honoured: refused unless left at their default */
 	static const char *const refused =
