@@ -23,8 +23,8 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* Copies at most dst_size-1 bytes and always terminates; returns strlen(src). */
-/* The CPUs this process may run on: its affinity mask, bounded by a cgroup
- * v2 CPU quota (cpu.max, rounded up). */
+/* The CPUs this process may run on: its affinity mask, bounded by its
+ * cgroup's CPU quota (v2 cpu.max or v1 cfs_quota_us, rounded up). */
 int usable_cpus(void);
 size_t strlcpy_safe(char *dst, const char *src, size_t dst_size);
 

@@ -98,21 +98,44 @@ bool parse_bool(const char *s, bool *out)
 
 /* The CPUs this process may run on, bounded by a cgroup v2 CPU quota
  * (cpu.max "quota period", rounded up). */
+/* One number from a file, or -1. */
+static long long read_number(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long long v = -1;
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* The CPU quota of the process's cgroup in whole CPUs (rounded up), or 0
+ * without one: cgroup v2's cpu.max ("max" or "quota period"), else v1's
+ * cfs_quota_us / cfs_period_us. */
+static int cgroup_cpu_limit(void)
+{
+	long long quota = -1, period = -1;
+	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+	if (f) {
+		char q[32];
+		if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0)
+			quota = atoll(q);
+		fclose(f);
+	} else {
+		quota = read_number("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+		period = read_number("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+	}
+	return quota > 0 && period > 0 ? (int)((quota + period - 1) / period) : 0;
+}
+
 int usable_cpus(void)
 {
 	cpu_set_t set;
 	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-	if (f) {
-		char quota[32];
-		long long period = 0;
-		if (fscanf(f, "%31s %lld", quota, &period) == 2 && strcmp(quota, "max") != 0 && period > 0) {
-			long long q = atoll(quota);
-			int limit = (int)((q + period - 1) / period);
-			if (limit >= 1 && limit < n)
-				n = limit;
-		}
-		fclose(f);
-	}
+	int limit = cgroup_cpu_limit();
+	if (limit >= 1 && limit < n)
+		n = limit;
 	return n > 0 ? n : 1;
 }
