@@ -29,6 +29,46 @@ def peers_section(tps):
         "%d = host=%s port=%d\n" % (i + 1, tp.sockdir, tp.port) for i, tp in enumerate(tps))
 
 
+class PerTransactionLoad:
+    """Threads that each connect, run one transaction and disconnect, in a
+    loop, until the with block ends; check() then asserts that no attempt
+    failed (connect, query or commit) and that enough were made."""
+
+    def __init__(self, dsn, threads):
+        self.dsn = dsn
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.done, self.failures = 0, []
+        self.threads = [threading.Thread(target=self._client) for _ in range(threads)]
+
+    def _client(self):
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None) as c:
+                    with c.transaction():
+                        assert c.execute("select 41 + 1").fetchone()[0] == 42
+                with self.lock:
+                    self.done += 1
+            except Exception as e:   # noqa: BLE001 - every failure counts
+                with self.lock:
+                    self.failures.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def check(self, min_done):
+        assert self.failures == [], "%d failed of %d: %s" % (
+            len(self.failures), self.done + len(self.failures), self.failures[:5])
+        assert self.done > min_done, self.done
+
+
 def start_pair(tidepool, peered=True, **kw):
     """Two processes sharing one TCP port; each also has its own unix socket
     directory, which is how they reach each other."""
@@ -183,38 +223,13 @@ def test_rolling_restart_fails_nothing(tidepool, migrate_req):
     its socket before closing it, lets those clients run their transaction,
     and the kernel sends everything later to the other process."""
     a, b = start_pair(tidepool)
-    stop = threading.Event()
-    done, failures = [0], []
-    lock = threading.Lock()
-
-    def client():
-        while not stop.is_set():
-            try:
-                with psycopg.connect(a.dsn(), autocommit=True, prepare_threshold=None) as c:
-                    with c.transaction():
-                        assert c.execute("select 41 + 1").fetchone()[0] == 42
-                with lock:
-                    done[0] += 1
-            except Exception as e:   # noqa: BLE001 - every failure counts
-                with lock:
-                    failures.append(repr(e))
-
-    threads = [threading.Thread(target=client) for _ in range(6)]
-    for t in threads:
-        t.start()
-    try:
+    with PerTransactionLoad(a.dsn(), 6) as load:
         time.sleep(1)
         a2 = _replace(tidepool, a, 1, a.port, a.extra)
         time.sleep(1)
         b2 = _replace(tidepool, b, 2, a.port, b.extra)
         time.sleep(1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-    assert failures == [], "%d failed of %d: %s" % (len(failures), done[0] + len(failures),
-                                                   failures[:5])
-    assert done[0] > 100, done[0]
+    load.check(min_done=100)
     for tp in (a2, b2):
         with tp.connect(host=None) as c:
             assert c.execute("select 1").fetchone()[0] == 1

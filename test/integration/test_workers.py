@@ -6,7 +6,6 @@ port."""
 
 import os
 import signal
-import threading
 import time
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 from conftest import Background, free_port, wait_until
 from test_config import mentions_line, run_check, write, SECTION
 from test_http import http_get, http_status, scrape, value
-from test_peering import key_peer
+from test_peering import PerTransactionLoad, key_peer
 
 
 def children(pid):
@@ -195,29 +194,11 @@ def test_in_place_upgrade_fails_nothing(tidepool, pg, tmp_path):
     pidfile = str(tmp_path / "tp.pid")
     old = start_workers(tidepool, pidfile=pidfile)
     old_pid = old.pid
-    stop = threading.Event()
-    done, failures = [0], []
-    lock = threading.Lock()
-
-    def client():
-        while not stop.is_set():
-            try:
-                with psycopg.connect(old.dsn(), autocommit=True, prepare_threshold=None) as c:
-                    with c.transaction():
-                        assert c.execute("select 41 + 1").fetchone()[0] == 42
-                with lock:
-                    done[0] += 1
-            except Exception as e:   # noqa: BLE001 - every failure counts
-                with lock:
-                    failures.append(repr(e))
-
     long_tx = old.connect()
     long_tx.execute("begin")
     long_tx.execute("select 1")
     sleeper = old.connect()
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
+    load = PerTransactionLoad(old.dsn(), 4).__enter__()
     new = None
     try:
         time.sleep(1)
@@ -246,15 +227,12 @@ def test_in_place_upgrade_fails_nothing(tidepool, pg, tmp_path):
         assert old.proc.wait(30) == 0, old.log()[-3000:]
         time.sleep(1)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
+        load.__exit__(None, None, None)
         if new is not None and new.poll() is None:
             new.send_signal(signal.SIGTERM)
             new.wait(20)
     new_log = (tmp_path / "new.log").read_text()
-    assert failures == [], "%d failed of %d: %s" % (len(failures), done[0] + len(failures), failures[:5])
-    assert done[0] > 50, done[0]
+    load.check(min_done=50)
     assert "upgrade: took over 2 listening sockets" in new_log, new_log
     assert new.returncode == 0, new_log[-3000:]
     assert not os.path.exists(old.unix_socket_path()), "the new supervisor left the unix socket"
