@@ -1,5 +1,5 @@
 /* fuzz_sql: the SQL recognizers that read client query strings: the
- * session-state check (pin.c), the DEALLOCATE / DISCARD recognizers
+ * session-state check and the settings reader (pin.c), the DEALLOCATE / DISCARD recognizers
  * (pstmt.c) and the lexer under them (sqlscan.c). Query strings are not
  * NUL-terminated on the wire here, so the input is handed over as exactly
  * its bytes. */
@@ -19,6 +19,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *s = (const char *)q;
 
 	(void)pin_reason_name(pin_reason_of_sql(s, n));
+	(void)pin_classify(s, n);
+	/* the settings reader: every value it points at lies inside q */
+	struct pin_change ch[4];
+	unsigned n_stmts = 0;
+	size_t n_ch = pin_settings(s, n, ch, 4, &n_stmts);
+	for (size_t i = 0; i < n_ch && i < 4; i++) {
+		assert(strlen(ch[i].name) < PIN_NAME_MAX);
+		if (ch[i].value)
+			assert(ch[i].value >= s && ch[i].value + ch[i].value_len <= s + n);
+	}
 	char name[64];
 	enum pstmt_sql k = pstmt_parse_sql(s, n, name, sizeof(name));
 	if (k == PSTMT_SQL_DEALLOCATE)

@@ -98,7 +98,10 @@ def main():
                            b"LISTEN chan", b"select pg_advisory_lock(1)", b"CREATE TEMP TABLE x (a int)",
                            b"PREPARE p AS select 1", b"DECLARE c CURSOR WITH HOLD FOR select 1",
                            b"/* c /* nested */ */ -- line\n deallocate \"a\"\"b\";",
-                           b"select 1; DEALLOCATE ALL; select 2", b"U&\"d\\0061t\" x"]):
+                           b"select 1; DEALLOCATE ALL; select 2", b"U&\"d\\0061t\" x",
+                           b"SET search_path TO a, 'b'; RESET ALL; SET LOCAL x = 1",
+                           b"select set_config('work_mem', $$64MB$$, false); SET ROLE NONE",
+                           b"SET SESSION AUTHORIZATION DEFAULT; SET TIME ZONE 'UTC'; SET NAMES 'UTF8'"]):
         write("sql", "q%d" % i, q)
     # conninfo
     for i, s in enumerate([b"host=127.0.0.1 port=5432 dbname=appdb",
