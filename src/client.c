@@ -367,6 +367,8 @@ void client_session_state(struct client *c, struct server *s, enum pin_reason wh
 		client_log(LOG_LVL_DEBUG, c, "session state allowed: %s (session_state = allow)", pin_reason_name(why));
 		return;
 	}
+	if (why == PIN_LOAD)
+		s->close_needed = true;   /* no reset unloads a library: the backend goes when the client does */
 	if (c->pinned)
 		return;
 	c->pinned = true;

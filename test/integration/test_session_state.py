@@ -145,6 +145,20 @@ def test_other_state_is_never_visible_to_another_client(tidepool, role):
     b.close()
 
 
+def test_a_loaded_library_goes_with_its_backend(tidepool):
+    tp = pool_of_one(tidepool)
+    loaded = "select count(*) from pg_settings where name like 'auto_explain.%'"
+    a = tp.connect(user="postgres")
+    a.execute("LOAD 'auto_explain'")
+    assert a.execute(loaded).fetchone()[0] > 0
+    pid_a = pid_of(a)
+    a.close()   # pinned until now; no reset unloads a library, so the backend is closed
+    b = tp.connect(user="postgres")
+    assert pid_of(b) != pid_a
+    assert b.execute(loaded).fetchone()[0] == 0
+    b.close()
+
+
 @pytest.mark.parametrize("statement", [
     "LISTEN tp_refused",
     "CREATE TEMP TABLE tp_refused (v int)",
