@@ -141,7 +141,7 @@ struct config {
 	enum auth_type auth_type;
 	char *auth_file, *auth_hba_file, *auth_ident_file;
 	char *auth_user, *auth_query, *auth_dbname;
-	char *admin_users, *stats_users;
+	char *admin_users, *stats_users, *stats_users_prefix;
 	int scram_iterations;
 	char *auth_ldap_options;
 

@@ -198,7 +198,9 @@ void admin_login(struct client *c)
 {
 	const struct config *cfg = config_current();
 	bool is_admin = config_list_contains(cfg->admin_users, c->user) || peer_is_self(c);
-	if (!is_admin && !config_list_contains(cfg->stats_users, c->user)) {
+	bool by_prefix = cfg->stats_users_prefix[0] &&
+			 strncmp(c->user, cfg->stats_users_prefix, strlen(cfg->stats_users_prefix)) == 0;
+	if (!is_admin && !by_prefix && !config_list_contains(cfg->stats_users, c->user)) {
 		client_fail(c, "42501", "not allowed");
 		return;
 	}

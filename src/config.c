@@ -246,6 +246,8 @@ static const struct key_def main_keys[] = {
 	KEY(stats_period, KT_USEC, "60", USEC_PER_SEC, USEC_LIMIT, RL, IM,
 	    "seconds between statistics updates and log lines"),
 	K_STR(stats_users, "", RL, IM, "users allowed read-only admin console commands"),
+	K_STR(stats_users_prefix, "", RL, IM,
+	      "users whose names start with this are stats users too (Zalando's PgBouncer key)"),
 	K_SECS(suspend_timeout, "10", RL, IM, "seconds to wait for buffers to drain on SUSPEND"),
 	K_BOOL(syslog, "0", RL, IM, "also log to syslog"),
 	K_CHOICE(syslog_facility, syslog_facilities, "daemon", RL, IM, "syslog facility"),

@@ -369,11 +369,15 @@ struct lookup_config {
 	const char *user, *query, *dbname;
 };
 
-/* False when no lookup applies (no auth_user, or the admin console, whose
- * users must be in auth_file). */
+/* False when no lookup applies: no auth_user, or the admin console, whose
+ * admin users must be in auth_file. Its stats users (stats_users_prefix,
+ * stats_users) may be looked up through the entry of the global
+ * auth_dbname: Zalando's robot_ stats users live only in PostgreSQL. */
 static bool lookup_config(const struct client *c, const struct config *cfg, struct lookup_config *out)
 {
-	const struct db_config *db = c->pool->console ? NULL : config_find_db_or_fallback(cfg, c->dbname);
+	bool stats_only = !config_list_contains(cfg->admin_users, c->user);
+	const char *name = !c->pool->console ? c->dbname : stats_only ? cfg->auth_dbname : "";
+	const struct db_config *db = name[0] ? config_find_db_or_fallback(cfg, name) : NULL;
 	if (!db)
 		return false;
 	out->user = db->auth_user ? db->auth_user : cfg->auth_user;
@@ -508,8 +512,9 @@ static void remember_server_secret(struct client *c)
 {
 	struct login_auth *a = c->auth;
 	struct pool *p = c->pool;
-	if (!a->secret_looked_up || !a->secret || p->server_password || strcmp(p->server_user, c->user) != 0)
-		return;
+	if (!a->secret_looked_up || !a->secret || p->console || p->server_password ||
+	    strcmp(p->server_user, c->user) != 0)
+		return;   /* the console's pool has no servers (nor server_user) */
 	if (p->looked_up_secret && strcmp(p->looked_up_secret, a->secret) == 0)
 		return;
 	if (p->looked_up_secret)

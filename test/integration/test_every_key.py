@@ -102,6 +102,7 @@ KEY_TESTS = {
     "so_reuseport": "test_dropin.py::test_so_reuseport",
     "stats_period": "test_admin.py::test_stats_averages_over_stats_period",
     "stats_users": "test_admin.py::test_stats_user_may_only_read",
+    "stats_users_prefix": "test_operators.py::test_zalando_pooler_shape",
     "suspend_timeout": "test_admin.py::test_suspend_drops_a_client_that_does_not_read",
     "tcp_defer_accept": "test_dropin.py::test_tcp_defer_accept",
     "tcp_keepalive": "test_every_key.py::test_tcp_socket_options",

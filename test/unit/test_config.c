@@ -826,7 +826,7 @@ static void test_key_table(void)
 		"server_reset_query_always", "server_round_robin", "server_tls13_ciphers",
 		"server_tls_ca_file", "server_tls_cert_file", "server_tls_ciphers",
 		"server_tls_key_file", "server_tls_protocols", "server_tls_sslmode", "service_name",
-		"so_reuseport", "stats_period", "stats_users", "suspend_timeout", "syslog",
+		"so_reuseport", "stats_period", "stats_users", "stats_users_prefix", "suspend_timeout", "syslog",
 		"syslog_facility", "syslog_ident", "tcp_defer_accept", "tcp_keepalive", "tcp_keepcnt",
 		"tcp_keepidle", "tcp_keepintvl", "tcp_socket_buffer", "tcp_user_timeout",
 		"track_extra_parameters", "transaction_timeout", "unix_socket_dir",
