@@ -68,7 +68,9 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w);
 /* Counts and walks for SHOW, metrics, limits. */
 int pool_total_servers(const struct pool *p);
 int pool_total_clients(void);
-/* Logged-in clients of the pools of database db and/or user (NULL: any). */
+/* Logged-in clients of the pools of database db and/or user (NULL: any);
+ * console clients count for the user they logged in as, and for the
+ * database "pgbouncer", as in PgBouncer. */
 int pool_count_clients(const char *db, const char *user);
 struct list_node *pool_list(void);
 /* Pool-less clients (still logging in). */

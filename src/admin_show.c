@@ -697,7 +697,7 @@ static void console_database_row(struct admin_reply *r)
 	admin_row_text(&row, NULL);
 	admin_row_int(&row, 0);
 	admin_row_int(&row, 0);
-	admin_row_int(&row, 0);
+	admin_row_int(&row, config_current()->max_db_client_connections);
 	admin_row_int(&row, clients);
 	admin_row_int(&row, 0);
 	admin_row_int(&row, 0);
@@ -779,7 +779,7 @@ static void user_row(struct admin_reply *r, const char *name)
 	admin_row_int(&row, servers);
 	admin_row_int(&row, or_default(u ? u->max_user_client_connections : -1,
 				       cfg->max_user_client_connections));
-	admin_row_int(&row, clients);
+	admin_row_int(&row, pool_count_clients(NULL, name));   /* console logins too */
 	admin_reply_row(r, &row);
 }
 

@@ -119,13 +119,21 @@ static void auth_failed(struct client *c)
  * the client joins its pool (so concurrent logins cannot all slip in). */
 static bool login_within_client_limits(struct client *c, const struct pool *p)
 {
-	if (p->max_db_client_connections > 0 &&
-	    events_pool_client_count(p->db_name, NULL) >= p->max_db_client_connections) {
+	int max_db = p->max_db_client_connections, max_user = p->max_user_client_connections;
+	if (p->console) {   /* as PgBouncer: admin users are not limited on the console */
+		const struct config *cfg = config_current();
+		const struct user_config *u = config_find_user(cfg, c->user);
+		if (config_list_contains(cfg->admin_users, c->user))
+			return true;
+		max_db = cfg->max_db_client_connections;
+		max_user = u && u->max_user_client_connections >= 0 ? u->max_user_client_connections
+								    : cfg->max_user_client_connections;
+	}
+	if (max_db > 0 && events_pool_client_count(p->db_name, NULL) >= max_db) {
 		client_fail(c, "53300", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
-	if (p->max_user_client_connections > 0 &&
-	    events_pool_client_count(NULL, p->user_name) >= p->max_user_client_connections) {
+	if (max_user > 0 && events_pool_client_count(NULL, c->user) >= max_user) {
 		client_fail(c, "53300", "client connections exceeded (max_user_client_connections)");
 		return false;
 	}
@@ -140,12 +148,12 @@ static void login_authenticated(struct client *c)
 		client_log(LOG_LVL_INFO, c, "login attempt: db=%s user=%s", c->dbname, c->user);
 	struct pool *p = c->pool;
 	p->stats.client_logins++;
+	if (!login_within_client_limits(c, p))
+		return;
 	if (p->console) {
 		client_console()->login(c);
 		return;
 	}
-	if (!login_within_client_limits(c, p))
-		return;
 	/* Without the pool's parameters yet, the client waits for its first
 	 * server's login and sends nothing meanwhile. */
 	if (!p->have_welcome)

@@ -305,14 +305,32 @@ struct pool *pool_get(const struct config *cfg, const char *db, const char *user
 	return p;
 }
 
+/* Console clients of user: the console's one pool holds every user's. */
+static int console_clients_of(const struct pool *p, const char *user)
+{
+	static const enum client_state states[] = { CL_WAIT_LOGIN, CL_IDLE, CL_WAITING, CL_ACTIVE };
+	int n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(states); i++) {
+		const struct list_node *m;
+		for (m = p->clients[states[i]].next; m != &p->clients[states[i]]; m = m->next)
+			n += !user || strcmp(list_entry(m, struct client, node)->user, user) == 0;
+	}
+	return n;
+}
+
 int pool_count_clients(const char *db, const char *user)
 {
 	int n = 0;
 	struct list_node *l;
 	for (l = pools.next; l != &pools; l = l->next) {
 		struct pool *p = list_entry(l, struct pool, node);
-		if (p->console || (db && strcmp(p->db_name, db) != 0) ||
-		    (user && strcmp(p->user_name, user) != 0))
+		if (db && strcmp(p->db_name, db) != 0)
+			continue;
+		if (p->console) {
+			n += console_clients_of(p, user);
+			continue;
+		}
+		if (user && strcmp(p->user_name, user) != 0)
 			continue;
 		n += p->n_clients[CL_WAIT_LOGIN] + p->n_clients[CL_IDLE] + p->n_clients[CL_WAITING] +
 		     p->n_clients[CL_ACTIVE];

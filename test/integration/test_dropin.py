@@ -560,3 +560,28 @@ def test_hba_map_with_auth_ident_file(tidepool, pg, tmp_path):
     tp2 = tidepool(start=False, auth_type="hba", auth_hba_file=str(hba))
     rc, out = run_check(tp2.config_path)
     assert rc != 0 and "auth_ident_file" in out, out
+
+
+def test_console_logins_count_for_client_limits(tidepool, pg, role):
+    """As in PgBouncer: a stats user's console connections count for its
+    max_user_client_connections and for the database "pgbouncer"; admin
+    users are not limited on the console; SHOW USERS/DATABASES say so."""
+    tp = tidepool(admin_users="postgres", stats_users=role, max_user_client_connections=2,
+                  max_db_client_connections=3)
+    first = tp.connect(dbname="pgbouncer", user=role)
+    app = tp.connect(user=role)
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        users = {r[0]: r for r in adm.execute("SHOW USERS").fetchall()}
+        cols = [d.name for d in adm.execute("SHOW USERS").description]
+        row = dict(zip(cols, users[role]))
+        assert row["max_user_client_connections"] == 2 and row["current_client_connections"] == 2, row
+        dbs = adm.execute("SHOW DATABASES")
+        cols = [d.name for d in dbs.description]
+        console = [dict(zip(cols, r)) for r in dbs.fetchall() if r[0] == "pgbouncer"][0]
+        assert console["max_client_connections"] == 3, console
+    assert refused_53300(tp, "pgbouncer", role)
+    admins = [tp.connect(dbname="pgbouncer", user="postgres") for _ in range(4)]
+    first.close()
+    app.close()
+    for a in admins:
+        a.close()
