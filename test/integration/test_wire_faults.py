@@ -345,6 +345,7 @@ def chaos(px, stop, rng):
     px.chunk = 0
 
 
+@pytest.mark.hard_timeout(int(CHECKER_SECONDS) + 180)
 def test_checker_under_faults(tidepool, pg, proxy):
     pg.sql("drop table if exists ledger", dbname="appdb")
     pg.sql("create table ledger (client int, seq int, token text)", dbname="appdb")
