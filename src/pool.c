@@ -237,7 +237,7 @@ static void pool_load(struct pool *p, const struct config *cfg, const struct db_
 	pool_load_client_limits(p, cfg, db, u);
 	if (p->replication != REPL_NONE) {   /* one server per client, never shared */
 		p->mode = POOL_MODE_SESSION;
-		p->pool_size = p->min_pool_size = p->reserve_pool_size = 0;
+		p->min_pool_size = 0;
 	}
 	p->round_robin = cfg->server_round_robin;
 	p->session_state = pool_session_policy(cfg, db, u);

@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
+#include "client.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
 #include "loop.h"
+#include "params.h"
 #include "proto.h"
 #include "server.h"
 #include "tls.h"
@@ -48,10 +51,42 @@ static void send_or_close(struct server *s, const struct proto_writer *w)
 		server_close(s, "could not send to server");
 }
 
+/* A replication server is its client's own: it starts with the client's
+ * settings (application_name and the rest, options -c for the others),
+ * since nothing can be SET on a physical replication connection. The
+ * client is the first one waiting for the pool, the one it will serve. */
+static const struct client *replication_client(const struct pool *p)
+{
+	if (p->replication == REPL_NONE)
+		return NULL;
+	if (!list_empty(&p->clients[CL_WAITING]))
+		return list_entry(list_first(&p->clients[CL_WAITING]), struct client, node);
+	if (!list_empty(&p->clients[CL_WAIT_LOGIN]))
+		return list_entry(list_first(&p->clients[CL_WAIT_LOGIN]), struct client, node);
+	return NULL;
+}
+
+/* Appends " -c name=value" (blanks and backslashes escaped) to opts. */
+static void options_add(char *opts, size_t cap, const char *name, const char *value)
+{
+	size_t n = strlen(opts);
+	int w = snprintf(opts + n, cap - n, "%s-c %s=", n ? " " : "", name);
+	if (w < 0 || (size_t)w >= cap - n)
+		return;
+	n += (size_t)w;
+	for (const char *v = value; *v && n + 2 < cap; v++) {
+		if (*v == ' ' || *v == '\\')
+			opts[n++] = '\\';
+		opts[n++] = *v;
+	}
+	opts[n] = '\0';
+}
+
 static void send_startup(struct server *s)
 {
 	struct pool *p = s->pool;
-	const char *names[8], *values[8];
+	const char *names[8 + PARAMS_MAX], *values[8 + PARAMS_MAX];
+	char opts[2048] = "";
 	size_t n = 0;
 	names[n] = "user"; values[n++] = p->server_user;
 	names[n] = "database"; values[n++] = p->server_dbname;
@@ -63,7 +98,23 @@ static void send_startup(struct server *s)
 		names[n] = "replication";
 		values[n++] = p->replication == REPL_LOGICAL ? "database" : "true";
 	}
-	uint8_t buf[2048];
+	const struct client *c = replication_client(p);
+	for (size_t i = 0; c && i < params_count(); i++) {
+		if (!c->params.values[i])
+			continue;
+		if (params_is_reported(i) && n < ARRAY_SIZE(names) - 1) {
+			size_t j = 0;
+			while (j < n && strcasecmp(names[j], params_name(i)) != 0)
+				j++;
+			names[j] = params_name(i);   /* the client's value wins over the pool's */
+			values[j] = c->params.values[i];
+			n += j == n;
+		} else if (!params_is_reported(i)) {
+			options_add(opts, sizeof(opts), params_name(i), c->params.values[i]);
+		}
+	}
+	if (opts[0]) { names[n] = "options"; values[n++] = opts; }
+	uint8_t buf[4096];
 	struct proto_writer w;
 	proto_writer_init(&w, buf, sizeof(buf));
 	proto_write_startup(&w, names, values, n);

@@ -97,3 +97,20 @@ def test_pg_recvlogical_through_tidepool(tidepool, pg_repl, tmp_path):
             proc.kill()
         subprocess.run(base + ["--drop-slot"], env=clean_env(), capture_output=True, timeout=30)
     assert "table public.logi: INSERT: x[integer]:4242" in outfile.read_text()
+
+
+def test_replication_client_settings_reach_its_server(tidepool, pg_repl):
+    """Nothing can be SET on a physical replication connection, so the
+    client's startup settings (application_name, options -c ...) go into
+    the startup packet of its own server, as PgBouncer does."""
+    import psycopg
+    tp = tidepool(pool_mode="transaction", pg_server=pg_repl, databases=databases(pg_repl))
+    with psycopg.connect(host=tp.host, port=tp.port, user="postgres", dbname="appdb",
+                         replication="database", application_name="abc",
+                         options="-c enable_seqscan=off", autocommit=True, connect_timeout=10) as c:
+        assert c.execute("SHOW application_name").fetchone()[0] == "abc"
+        assert c.execute("SHOW enable_seqscan").fetchone()[0] == "off"
+        assert len(c.execute("IDENTIFY_SYSTEM").fetchone()) == 4
+    # an ordinary client of the same database and user is unaffected
+    with tp.connect(user="postgres") as c:
+        assert c.execute("SHOW enable_seqscan").fetchone()[0] == "on"
