@@ -821,7 +821,7 @@ static enum exec_result cmd_reload(struct admin_session *s, const char *arg)
 	log_info("admin: RELOAD");
 	bool ok = lifecycle_reload(&errors);
 	if (!ok)
-		admin_reply_error(&s->reply, "F0000", "RELOAD failed, the old configuration stays in effect: %s",
+		admin_reply_error(&s->reply, "F0000", "RELOAD failed, see logs for additional details; the old configuration stays in effect: %s",
 				  errors ? errors : "unknown error");
 	else
 		admin_reply_complete(&s->reply, "RELOAD");

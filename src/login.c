@@ -641,19 +641,26 @@ static const char *options_word(const char *p, char *out, size_t cap, bool *too_
 	return p;
 }
 
+/* PgBouncer's words, which its users and tests look for. */
+#define OPTIONS_ONLY_SETTINGS \
+	"unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed"
+
 /* One "name=value" of `-c name=value` or `--name=value`: the client's own
- * setting, tracked like a startup parameter (params_track). */
+ * setting, tracked like a startup parameter (params_track); a name in
+ * ignore_startup_parameters is dropped, as PgBouncer does. */
 static bool take_setting(struct client *c, char *pair)
 {
 	char *eq = strchr(pair, '=');
 	if (!eq) {
-		client_fail(c, "08P01", "options: expected name=value, got \"%s\"", pair);
+		client_fail(c, "08P01", "%s", OPTIONS_ONLY_SETTINGS);
 		return false;
 	}
 	*eq = '\0';
 	for (char *q = pair; *q; q++)
 		if (*q == '-')
 			*q = '_';   /* --statement-timeout=... as PostgreSQL allows */
+	if (config_list_contains(config_current()->ignore_startup_parameters, pair))
+		return true;
 	int idx = params_track(pair);
 	if (idx < 0) {
 		client_fail(c, "08P01", "options: cannot track setting \"%s\" (not a setting name, or too "
@@ -679,7 +686,7 @@ static bool take_options(struct client *c, const char *value)
 		if (strcmp(word, "-c") == 0) {
 			p = options_word(p, word, sizeof(word), &too_long);
 			if (!p || too_long) {
-				client_fail(c, "08P01", "options: -c needs name=value");
+				client_fail(c, "08P01", "%s", OPTIONS_ONLY_SETTINGS);
 				return false;
 			}
 			if (!take_setting(c, word))
@@ -688,7 +695,7 @@ static bool take_options(struct client *c, const char *value)
 			if (!take_setting(c, word + 2))
 				return false;
 		} else {
-			client_fail(c, "08P01", "options: only -c name=value is supported, not \"%s\"", word);
+			client_fail(c, "08P01", "%s (not \"%s\")", OPTIONS_ONLY_SETTINGS, word);
 			return false;
 		}
 	}

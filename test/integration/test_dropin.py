@@ -434,9 +434,18 @@ def test_options_settings_are_the_clients_own(tidepool, pg, role, mode):
 
 
 def test_options_other_than_settings_are_refused(tidepool, role):
-    tp = tidepool()
-    with pytest.raises(psycopg.OperationalError, match="only -c name=value"):
+    tp = tidepool(ignore_startup_parameters="extra_float_digits")
+    only = "only '-c config=val' and '--config=val' are allowed"
+    with pytest.raises(psycopg.OperationalError, match=only):
         tp.connect(user=role, options="-d 5")
+    with pytest.raises(psycopg.OperationalError, match=only):
+        tp.connect(user=role, options="-c timezone")
+    # a setting named in ignore_startup_parameters is dropped, as in PgBouncer
+    with tp.connect(user=role, options="-c extra_float_digits=2") as c:
+        assert c.execute("show extra_float_digits").fetchone()[0] == "1"
+    with tp.connect(user=role, options=r"-c t\imezone=\E\u\r\o\pe/Lisbon  -c    dat\estyle\=\Ge\rman,\ YMD") as c:
+        assert c.execute("show timezone").fetchone()[0] == "Europe/Lisbon"
+        assert c.execute("show datestyle").fetchone()[0] == "German, YMD"
     with pytest.raises(psycopg.OperationalError, match="not a setting name"):
         tp.connect(user=role, options="-c bad;name=1")
 
