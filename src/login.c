@@ -70,6 +70,10 @@ struct login_auth {
 	char *secret;            /* what the password is checked against; NULL: no such user */
 	bool secret_looked_up;   /* it came from auth_query */
 	struct auth_query_wait *wait;  /* while auth_query runs for this login */
+	/* No pool for the database asked for: said only after authentication,
+	 * so an unauthenticated client learns no database names. */
+	const char *no_db_sqlstate;
+	char *no_db_msg;
 };
 
 /* The secret to check a user's password against, or NULL. */
@@ -92,6 +96,7 @@ void login_free(struct client *c)
 		crypto_wipe(a->secret, strlen(a->secret));
 		free(a->secret);
 	}
+	free(a->no_db_msg);
 	crypto_wipe(a, sizeof(*a));
 	free(a);
 	c->auth = NULL;
@@ -114,7 +119,6 @@ static void auth_failed(struct client *c)
 	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 }
 
-/* Authentication passed: join the pool. */
 /* max_db_client_connections and max_user_client_connections, counted as
  * the client joins its pool (so concurrent logins cannot all slip in). */
 static bool login_within_client_limits(struct client *c, const struct pool *p)
@@ -140,8 +144,19 @@ static bool login_within_client_limits(struct client *c, const struct pool *p)
 	return true;
 }
 
+/* Authentication passed: join the pool, or now tell what is wrong with
+ * the database asked for. */
 static void login_authenticated(struct client *c)
 {
+	struct login_auth *a = c->auth;
+	if (a && a->no_db_msg) {
+		client_fail(c, a->no_db_sqlstate, "%s", a->no_db_msg);
+		return;
+	}
+	if (c->pool->disabled) {
+		client_fail(c, "55000", "database \"%s\" does not allow connections (DISABLE)", c->dbname);
+		return;
+	}
 	login_free(c);
 	const struct config *cfg = config_current();
 	if (cfg->log_connections)
@@ -178,12 +193,12 @@ static const uint8_t *mock_key(void)
 static void start_sasl(struct client *c, const char *secret, int iterations)
 {
 	struct login_auth *a = c->auth;
-	if (!secret) {
-		scram_server_init_mock(&a->scram, c->user, mock_key(), iterations);
-	} else if (!scram_server_init(&a->scram, secret, iterations)) {
-		client_fail(c, "28000", "SCRAM authentication is not possible with this user's secret");
-		return;
+	if (secret && !scram_server_init(&a->scram, secret, iterations)) {
+		client_log(LOG_LVL_INFO, c, "SCRAM authentication is not possible with this user's secret");
+		secret = NULL;   /* fails at the end, like a wrong password */
 	}
+	if (!secret)
+		scram_server_init_mock(&a->scram, c->user, mock_key(), iterations);
 	a->have_scram = true;
 	static const char mechs[] = "SCRAM-SHA-256\0";
 	send_auth(c, PQ_AUTH_SASL, mechs, sizeof(mechs));
@@ -290,8 +305,11 @@ static void ask_password(struct client *c, const char *secret, const struct conf
 		a->phase = AUTH_PHASE_MD5;
 		return;
 	case LOGIN_SCRAM:
+		/* As PostgreSQL: an md5 secret cannot pass SCRAM, and the client
+		 * learns that only as a failed password, at the end. */
 		if (secret && auth_secret_kind(secret) == SECRET_MD5) {
-			client_fail(c, "28000", "user \"%s\" has an md5 secret; SCRAM is not possible", c->user);
+			client_log(LOG_LVL_INFO, c, "user has an md5 secret: SCRAM authentication cannot succeed");
+			start_sasl(c, NULL, cfg->scram_iterations);
 			return;
 		}
 		start_sasl(c, secret, cfg->scram_iterations);
@@ -377,13 +395,16 @@ struct lookup_config {
 	const char *user, *query, *dbname;
 };
 
-/* False when no lookup applies: no auth_user, or the admin console, whose
+/* False when no lookup applies: no auth_user, no such database, or the
+ * admin console, whose
  * admin users must be in auth_file. Its stats users (stats_users_prefix,
  * stats_users) may be looked up through the entry of the global
  * auth_dbname: Zalando's robot_ stats users live only in PostgreSQL. */
 static bool lookup_config(const struct client *c, const struct config *cfg, struct lookup_config *out)
 {
 	bool stats_only = !config_list_contains(cfg->admin_users, c->user);
+	if (!c->pool)
+		return false;   /* no such database: no lookup (as PgBouncer) */
 	const char *name = !c->pool->console ? c->dbname : stats_only ? cfg->auth_dbname : "";
 	const struct db_config *db = name[0] ? config_find_db_or_fallback(cfg, name) : NULL;
 	if (!db)
@@ -396,6 +417,25 @@ static bool lookup_config(const struct client *c, const struct config *cfg, stru
 	return out->user[0] && out->query[0];
 }
 
+static void remember_server_secret(struct client *c);
+
+/* auth_type trust admits only users it knows: in auth_file, or found by
+ * auth_query (as PgBouncer). Saying so discloses nothing that admitting
+ * known users does not. */
+static void trust_failed(struct client *c)
+{
+	if (c->pool)
+		c->pool->stats.client_login_failures++;
+	client_fail(c, "28000", "\"trust\" authentication failed: no such user \"%s\"", c->user);
+}
+
+static void trust_found(struct client *c, const char *secret)
+{
+	c->auth->secret = xstrdup(secret);
+	remember_server_secret(c);
+	login_authenticated(c);
+}
+
 static void lookup_done(void *arg, enum auth_query_status st, const char *secret, const char *sqlstate,
 			const char *msg)
 {
@@ -403,14 +443,21 @@ static void lookup_done(void *arg, enum auth_query_status st, const char *secret
 	if (c->state != CL_LOGIN || !c->auth)
 		return;
 	c->auth->wait = NULL;
+	bool trust = c->auth->method == LOGIN_TRUST;
 	switch (st) {
 	case AUTH_QUERY_FOUND:
 		c->auth->secret_looked_up = true;
-		ask_password(c, secret, config_current());
+		if (trust)
+			trust_found(c, secret);
+		else
+			ask_password(c, secret, config_current());
 		return;
 	case AUTH_QUERY_NOT_FOUND:
 		client_log(LOG_LVL_DEBUG, c, "auth_query found no secret");
-		ask_password(c, NULL, config_current());
+		if (trust)
+			trust_failed(c);
+		else
+			ask_password(c, NULL, config_current());
 		return;
 	case AUTH_QUERY_FAILED:
 		client_fail(c, sqlstate, "%s", msg);
@@ -444,13 +491,29 @@ static void find_secret(struct client *c, const struct config *cfg)
 	ask_password(c, secret, cfg);
 }
 
-static void start_auth(struct client *c, const struct config *cfg)
+/* Trust: the user must be known; with auth_type = any the name is not
+ * looked at (the database's forced user logs in, see take_any_user). */
+static void trust_login(struct client *c, const struct config *cfg)
 {
-	if (c->pool->console && client_console()->trusts_peer(c)) {
+	const struct auth_entry *e = config_find_auth(cfg, c->user);
+	struct lookup_config lc;
+	if (cfg->auth_type == AUTH_TYPE_ANY || e) {
 		login_authenticated(c);
 		return;
 	}
-	c->auth = xcalloc(1, sizeof(*c->auth));
+	if (!e && lookup_config(c, cfg, &lc)) {
+		start_lookup(c, cfg, &lc);
+		return;
+	}
+	trust_failed(c);
+}
+
+static void start_auth(struct client *c, const struct config *cfg)
+{
+	if (c->pool && c->pool->console && client_console()->trusts_peer(c)) {
+		login_authenticated(c);
+		return;
+	}
 	enum login_method m;
 	bool ok = cfg->auth_type == AUTH_TYPE_HBA ? method_from_hba(c, cfg, &m)
 		  : method_from_auth_type(c, cfg->auth_type, &m);
@@ -459,7 +522,7 @@ static void start_auth(struct client *c, const struct config *cfg)
 	c->auth->method = m;
 	switch (m) {
 	case LOGIN_TRUST:
-		login_authenticated(c);
+		trust_login(c, cfg);
 		return;
 	case LOGIN_REJECT:
 		client_fail(c, "28000", "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
@@ -520,7 +583,7 @@ static void remember_server_secret(struct client *c)
 {
 	struct login_auth *a = c->auth;
 	struct pool *p = c->pool;
-	if (!a->secret_looked_up || !a->secret || p->console || p->server_password ||
+	if (!p || !a->secret_looked_up || !a->secret || p->console || p->server_password ||
 	    strcmp(p->server_user, c->user) != 0)
 		return;   /* the console's pool has no servers (nor server_user) */
 	if (p->looked_up_secret && strcmp(p->looked_up_secret, a->secret) == 0)
@@ -538,7 +601,7 @@ static void remember_scram_keys(struct client *c)
 {
 	struct pool *p = c->pool;
 	const char *secret = c->auth->secret;
-	const char *server_secret = server_login_secret(p);
+	const char *server_secret = p ? server_login_secret(p) : NULL;
 	if (!secret || !server_secret || strcmp(secret, server_secret) != 0)
 		return;
 	memcpy(p->scram_client_key, c->auth->scram.client_key, sizeof(p->scram_client_key));
@@ -767,6 +830,24 @@ static void negotiate_version(struct client *c, const struct proto_startup *st)
 		(void)conn_send(&c->conn, w.buf, w.len);
 }
 
+/* auth_type = any: the user name given is not looked at; the database's
+ * forced user is the client's user (PgBouncer requires one). False after
+ * failing the client; an unknown database is told after "login". */
+static bool take_any_user(struct client *c, const struct config *cfg)
+{
+	const struct db_config *db = config_find_db_or_fallback(cfg, c->dbname);
+	if (!db)
+		return true;
+	if (!db->user) {
+		client_log(LOG_LVL_WARNING, c, "auth_type = any needs a forced user in [databases] %s", db->name);
+		client_fail(c, "08P01", "bouncer config error: auth_type = any requires a forced user");
+		return false;
+	}
+	free(c->user);
+	c->user = xstrdup(db->user);
+	return true;
+}
+
 static void handle_startup(struct client *c, const struct proto_startup *st)
 {
 	const struct config *cfg = config_current();
@@ -793,19 +874,18 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
-	const char *sqlstate, *why;
-	struct pool *p = client_console()->is_console_db(c->dbname) ? events_console_pool()
-			 : events_pool_for(cfg, c->dbname, c->user, (int)c->replication, &sqlstate, &why);
-	if (!p) {
-		client_fail(c, sqlstate, "%s", why);
+	bool console = client_console()->is_console_db(c->dbname);
+	if (!console && cfg->auth_type == AUTH_TYPE_ANY && !take_any_user(c, cfg))
 		return;
-	}
-	if (p->disabled) {
-		client_fail(c, "55000", "database \"%s\" does not allow connections (DISABLE)", c->dbname);
-		return;
+	const char *sqlstate = NULL, *why = NULL;
+	c->auth = xcalloc(1, sizeof(*c->auth));
+	c->pool = console ? events_console_pool()
+		  : events_pool_for(cfg, c->dbname, c->user, (int)c->replication, &sqlstate, &why);
+	if (!c->pool) {
+		c->auth->no_db_sqlstate = sqlstate;
+		c->auth->no_db_msg = xstrdup(why);
 	}
 	negotiate_version(c, st);
-	c->pool = p;
 	start_auth(c, cfg);
 }
 

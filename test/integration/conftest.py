@@ -551,16 +551,27 @@ class Tidepool:
             self.users = dict(users)
         if auth_file is not None:
             self.auth_file = auth_file
-        if self.auth_file is not None:
-            content = self.auth_file
+        content = self.auth_file
+        if content is None and self.main.get("auth_type") in ("trust", "any") and \
+                self.main.get("auth_file") in (None, self.auth_file_path):
+            content = self.known_users()
+        if content is not None:
             if isinstance(content, dict):
-                content = "".join('"%s" "%s"\n' % kv for kv in content.items())
+                content = "".join('"%s" "%s"\n' % (k.replace('"', '""'), v) for k, v in content.items())
             with open(self.auth_file_path, "w") as f:
                 f.write(content)
             self.main.setdefault("auth_file", self.auth_file_path)
         with open(self.config_path, "w") as f:
             f.write(self.render())
         return self.config_path
+
+    def known_users(self):
+        """auth_type trust admits only users in auth_file (as PgBouncer): the
+        default auth_file lists PostgreSQL's login roles, without secrets,
+        and the console users. Rewritten by each write_config, so roles made
+        since are added by the next write_config and reload."""
+        names = [r[0] for r in self.pg.sql("SELECT rolname FROM pg_roles WHERE rolcanlogin")]
+        return {n: "" for n in names + ["admin", "stats", "pgbouncer"]}
 
     # -- process
     def start(self, args=(), wait=True, nofile_soft=None, timeout=10.0):

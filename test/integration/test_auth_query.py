@@ -338,3 +338,13 @@ def test_admin_console_password_is_checked_when_auth_query_is_on(tidepool, pg, l
     # the same PostgreSQL-only user logs in to a real database through auth_query
     with tp.connect(user=pg_only, password="role_pw") as c:
         assert c.execute("select current_user").fetchone()[0] == pg_only
+
+
+def test_trust_admits_users_found_by_auth_query_only(tidepool, pg, lookup_fn):
+    """Issue 16: trust admits users in auth_file or found by auth_query."""
+    user = pw_role(pg)
+    tp = authq_tidepool(tidepool, lookup_fn, auth_type="trust")
+    with tp.connect(user=user) as c:
+        assert c.execute("select current_user").fetchone()[0] == user
+    msg = login_error(tp, "nobody_%d" % os.getpid(), None)
+    assert '"trust" authentication failed' in msg and "no such user" in msg, msg

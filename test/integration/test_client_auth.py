@@ -116,3 +116,56 @@ def test_auth_file_reloaded(tidepool):
     assert "reload failed" in tp.log()
     with tp.connect(password="new_pw") as c:
         assert c.execute("select 1").fetchone()[0] == 1
+
+
+# ------------------------------------------- issue 16: what trust admits,
+# and what an unauthenticated client learns
+
+def startup_error(tp, user, database="appdb", password=None):
+    with tp.raw() as c:
+        c.send(pgraw.startup_message(user=user, database=database))
+        with pytest.raises(pgraw.PgError) as ei:
+            c.finish_startup(user=user, password=password)
+    return ei.value.fields
+
+
+@pytest.mark.parametrize("database", ["appdb", "no_such_db"])
+def test_trust_admits_only_users_in_auth_file(tidepool, database):
+    tp = tidepool(auth_type="trust", auth_file={"app": ""})
+    with tp.connect(user="app") as c:
+        assert c.execute("select current_user").fetchone()[0] == "app"
+    err = startup_error(tp, "postgres", database)   # a real role, not in auth_file
+    assert err["C"] == "28000" and '"trust" authentication failed' in err["M"], err
+    assert "no such database" not in err["M"]
+
+
+def test_any_requires_a_forced_user(tidepool, pg):
+    tp = tidepool(auth_type="any", auth_file={},
+                  databases={"appdb": "host=127.0.0.1 port=%d dbname=appdb" % pg.port})
+    err = startup_error(tp, "app")
+    assert err["C"] == "08P01" and "forced user" in err["M"], err
+
+
+@pytest.mark.parametrize("auth_type", ["md5", "plain", "scram-sha-256"])
+def test_unknown_database_told_only_after_the_password(tidepool, auth_type):
+    tp = tidepool(auth_type=auth_type, auth_file={"app": "app_secret"})
+    for user, password in (("app", "not_it"), ("nobody_here", "x")):
+        with pytest.raises(psycopg.OperationalError) as ei:
+            tp.connect(dbname="no_such_db", user=user, password=password)
+        assert "password authentication failed" in str(ei.value), ei.value
+        assert "no_such_db" not in str(ei.value)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        tp.connect(dbname="no_such_db", user="app", password="app_secret")
+    assert "no such database: no_such_db" in str(ei.value)
+    if auth_type != "scram-sha-256":   # pgraw speaks cleartext and md5
+        assert startup_error(tp, "app", "no_such_db", "app_secret")["C"] == "3D000"
+
+
+def test_scram_against_an_md5_secret_says_nothing_about_the_secret(tidepool):
+    tp = tidepool(auth_type="scram-sha-256",
+                  auth_file={"app": "md5" + __import__("hashlib").md5(b"app_secretapp").hexdigest()})
+    for password in ("app_secret", "not_it"):
+        with pytest.raises(psycopg.OperationalError) as ei:
+            tp.connect(user="app", password=password)
+        msg = str(ei.value)
+        assert 'password authentication failed for user "app"' in msg and "md5" not in msg, msg

@@ -214,9 +214,10 @@ def test_comments_and_include(tidepool, tmp_path, pg):
         "listen_port = %d\n"
         "unix_socket_dir = %s\n"
         "  auth_type   =   trust\n"
+        "auth_file = %s\n"
         "\n"
         "[databases]\n"
-        "%%include %s\n" % (SECTION, tp.port, tp.sockdir, inc))
+        "%%include %s\n" % (SECTION, tp.port, tp.sockdir, tp.auth_file_path, inc))
     tp.start()
     with tp.connect() as c:
         assert c.execute("select current_database()").fetchone()[0] == "appdb"
