@@ -45,12 +45,14 @@ struct server {
 	uint32_t pending_ready;          /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
 	bool unsynced;                   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;                    /* in COPY FROM STDIN */
+	bool fatal_forwarded;            /* the backend's own FATAL went to the client */
 	char tx_status;                  /* last ReadyForQuery status: I, T or E */
 	bool release_after_flush;
 	uint32_t sync_sent, sync_recv;   /* Sync/Query sent, ReadyForQuery seen: numbers the batches */
 	struct ps_server_state *ps;      /* prepared statements on this backend, when any */
 	usec_t query_start;              /* first request since the last ReadyForQuery */
 	usec_t xact_start;               /* first request while the transaction was idle */
+	usec_t ready_time;               /* last ReadyForQuery: idle in a transaction since */
 	/* a query the pooler runs itself (reset, check, SET, connect_query) */
 	bool internal;
 	bool internal_for_client;        /* ParameterStatus updates go to the client's wants too */

@@ -86,8 +86,8 @@ static void check_idle_clients(struct pool *p, usec_t now)
 	}
 }
 
-/* Active clients: transaction_timeout, idle_transaction_timeout and
- * query_timeout. Not ordered by activity, so this one is a full walk of the
+/* Active clients: transaction_timeout, idle_transaction_timeout (idle time
+ * inside a transaction only) and query_timeout. Not ordered by activity, so this one is a full walk of the
  * (small) active list. */
 static void check_active(struct pool *p, usec_t now)
 {
@@ -97,10 +97,14 @@ static void check_active(struct pool *p, usec_t now)
 		struct server *s = c->server;
 		if (!s || s->internal)
 			continue;
+		/* idle in a transaction: since its last ReadyForQuery, or since
+		 * the client last sent something, whichever is later; the time a
+		 * query runs does not count */
+		usec_t idle_since = c->request_time > s->ready_time ? c->request_time : s->ready_time;
 		if (s->xact_start && expired(s->xact_start, p->transaction_timeout, now))
 			client_fail(c, "25P04", "transaction timeout");
 		else if (s->pending_ready == 0 && s->tx_status != 'I' &&
-			 expired(c->request_time, p->idle_transaction_timeout, now))
+			 expired(idle_since, p->idle_transaction_timeout, now))
 			client_fail(c, "25P03", "idle transaction timeout");
 		else if (s->pending_ready > 0 && expired(c->request_time, p->query_timeout, now)) {
 			p->stats.query_timeouts++;

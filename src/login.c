@@ -951,6 +951,16 @@ static bool startup_packet(struct client *c)
 	struct iobuf *b = c->conn.in;
 	if (iobuf_len(b) < 4)
 		return false;
+	if (b->data[b->start] == PQ_MSG_TERMINATE && !c->startup_done) {
+		/* A Terminate before any startup packet: the client changed its
+		 * mind. PostgreSQL closes without a word; so do we. */
+		if (iobuf_len(b) < PROTO_HEADER_LEN)
+			return false;
+		if (get_be32(b->data + b->start + 1) == 4) {
+			client_close(c, "client sent Terminate before its startup packet");
+			return false;
+		}
+	}
 	uint32_t len = get_be32(b->data + b->start);
 	if (len < 8 || len > PROTO_MAX_STARTUP_LEN) {
 		client_fail(c, "08P01", "invalid length of startup packet: %u", len);

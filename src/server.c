@@ -257,8 +257,12 @@ void server_close(struct server *s, const char *reason)
 	loop_defer(server_free, s);
 	if (c && mid_message)
 		client_close(c, "server connection lost in the middle of a message");
-	else if (c)
+	else if (c && s->fatal_forwarded) {
+		c->server = NULL;
+		client_close(c, reason);   /* it has the server's own error: one is enough */
+	} else if (c) {
 		client_server_lost(c, reason);
+	}
 	if (req)
 		req->lost(s->request_arg, reason);
 	events_server_gone(p);
@@ -470,6 +474,7 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 		s->xact_start = 0;
 	}
 	s->tx_status = (char)body[0];
+	s->ready_time = now;
 	s->sync_recv++;
 	s->outcomes = 0;
 	if (s->pending_ready)
@@ -485,6 +490,17 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 		return true;
 	}
 	return false;
+}
+
+/* A FATAL or PANIC ErrorResponse: the backend ends the session itself.
+ * Looked at only when the whole message is in the buffer (it always is in
+ * practice: PostgreSQL sends it alone, then closes). */
+static bool error_is_fatal(const uint8_t *body, size_t len)
+{
+	const char *sev = proto_error_field(body, len, 'V');
+	if (!sev)
+		sev = proto_error_field(body, len, 'S');
+	return sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
 }
 
 /* What server_scan does with one backend message (server_message). */
@@ -568,6 +584,8 @@ static enum server_step server_message(struct server *s, const struct proto_head
 				return step;
 		}
 		s->copy_in = false;
+		if (total <= avail && error_is_fatal(cn->in->data + cn->fwd + PROTO_HEADER_LEN, h->len - 4))
+			s->fatal_forwarded = true;
 		return SERVER_FORWARD;
 	case PQ_MSG_COMMAND_COMPLETE:
 		if (s->client->set) {   /* the tag says which change PostgreSQL completed */

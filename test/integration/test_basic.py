@@ -148,6 +148,17 @@ def test_malformed_startup_length_08P01(tidepool, length):
     assert_serves(tp)
 
 
+def test_terminate_before_startup_closes_silently(tidepool):
+    """Issue 16: as PostgreSQL, no ErrorResponse for a client that sends
+    Terminate instead of a startup packet (node-postgres does)."""
+    tp = tidepool()
+    with tp.raw() as c:
+        c.send(b"X\x00\x00\x00\x04")
+        assert c.wait_closed(5)
+        assert c.buf == b"", c.buf
+    assert_serves(tp)
+
+
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (4, 0)], ids=["1.0", "2.0", "4.0"])
 def test_unsupported_protocol_version(tidepool, version):
     tp = tidepool()

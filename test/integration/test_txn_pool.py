@@ -196,6 +196,18 @@ def test_idle_transaction_timeout(tidepool, pg, role):
     assert not any(r[2] == "idle in transaction" for r in pg.backends(user=role))
 
 
+def test_idle_transaction_timeout_counts_only_idle_time(tidepool, role):
+    """Issue 16 (PgBouncer GH #125): a query that runs as long as the
+    timeout, then a shorter pause, is not idle time over the limit."""
+    tp = tidepool(pool_mode="transaction", idle_transaction_timeout=3)
+    with tp.connect(user=role) as a:
+        a.execute("BEGIN")
+        a.execute("select pg_sleep(4)")
+        time.sleep(1.5)
+        assert a.execute("select 2").fetchone()[0] == 2
+        a.execute("COMMIT")
+
+
 def test_query_timeout(tidepool, pg, role):
     tp = tidepool(pool_mode="transaction", default_pool_size=1, query_timeout=1)
     a = tp.connect(user=role)
