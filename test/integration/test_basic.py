@@ -47,6 +47,19 @@ def test_sigterm_exits_cleanly(tidepool):
     assert not port_open(tp.host, tp.port)
 
 
+def test_quiet_keeps_the_logfile_level(tidepool, tmp_path):
+    """-q silences stderr only, as PgBouncer's: the logfile keeps LOG lines
+    (PgBouncer's test suite runs with -q and reads them)."""
+    logfile = tmp_path / "file.log"
+    tp = tidepool(start=False, logfile=str(logfile))
+    tp.start(args=("-q",))
+    assert_serves(tp)
+    tp.stop(signal.SIGTERM, timeout=10)
+    text = logfile.read_text()
+    assert " LOG " in text and "closing because" in text, text
+    assert " LOG " not in tp.log(), tp.log()
+
+
 def test_sigint_exits(tidepool):
     tp = tidepool()
     rc = tp.stop(signal.SIGINT, timeout=10)
