@@ -89,6 +89,10 @@ static inline bool ps_watches(const struct ps_server_state *ps, uint8_t type, ui
 enum ps_verdict ps_parse_complete(struct server *s, const struct proto_header *h);
 enum ps_verdict ps_close_complete(struct server *s, const struct proto_header *h);
 enum ps_verdict ps_server_error(struct server *s, const struct proto_header *h);
+/* The ReadyForQuery that ends the batch being answered arrived: requests of
+ * that batch still unanswered were skipped by the backend after an error
+ * (sent after the error, before the client's delayed Sync). */
+void ps_server_batch_done(struct server *s);
 /* Every Sync batch sent to s before the current one has been answered
  * (what a held client message waits for). */
 bool ps_server_settled(const struct server *s);

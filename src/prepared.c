@@ -797,6 +797,12 @@ enum ps_verdict ps_server_error(struct server *s, const struct proto_header *h)
 	return PS_PASS;
 }
 
+void ps_server_batch_done(struct server *s)
+{
+	if (s->ps && s->ps->count && s->ps->queue[s->ps->head].batch == s->sync_recv)
+		drop_batch(s);
+}
+
 bool ps_server_settled(const struct server *s)
 {
 	const struct ps_server_state *ps = s->ps;

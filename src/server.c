@@ -475,6 +475,7 @@ static bool server_on_ready(struct server *s, const uint8_t *body)
 	}
 	s->tx_status = (char)body[0];
 	s->ready_time = now;
+	ps_server_batch_done(s);
 	s->sync_recv++;
 	s->outcomes = 0;
 	if (s->pending_ready)

@@ -651,3 +651,63 @@ def test_deallocate_sent_by_the_backend_route(txpool):
     assert rows_of(d.read_until_ready()) == [["again"]]
     c.close()
     d.close()
+
+
+# -------------------------------- pipelines with errors (issue 16; PgBouncer's
+# test_prepared_statement_pipeline_error_delayed_sync and
+# test_prepared_failed_prepare_pipeline). psycopg's default prepare_threshold
+# matters: its statement cache sends the Closes of the first test.
+
+@pytest.mark.parametrize("mode", ["statement", "transaction"])
+def test_pipeline_error_before_a_delayed_sync(tidepool, mode):
+    """The client sends more after an error and its Sync later: the backend
+    skips those messages, and tidepool's queue of expected replies must
+    forget them (it closed the server: "unexpected '3' ... in flight")."""
+    tp = tidepool(pool_mode=mode, default_pool_size=1, max_prepared_statements=50)
+    with tp.connect(prepare_threshold=5) as c:
+        assert c.execute("select 1", prepare=True).fetchone()[0] == 1
+    with tp.connect(prepare_threshold=5) as conn:
+        with conn.pipeline() as p, conn.cursor() as cur:
+            cur.execute("select aaaa")
+            time.sleep(0.1)
+            with pytest.raises(psycopg.errors.UndefinedColumn):
+                cur.execute("select 123")
+            with pytest.raises(psycopg.errors.PipelineAborted):
+                cur.fetchall()
+            p.sync()
+            cur.execute("select 1", prepare=True)
+            assert cur.fetchall() == [(1,)]
+        assert conn.execute("select 2").fetchone()[0] == 2
+
+
+def failed_parse_pipeline(conn, table):
+    """The sequence of PgBouncer's test_prepared_failed_prepare_pipeline, up
+    to the point where PostgreSQL itself answers 26000: psycopg takes a
+    statement whose Parse the backend skipped after the error for
+    prepared."""
+    with conn.pipeline() as p, conn.cursor() as cur:
+        cur.execute("select 1", prepare=True)
+        cur.execute("select * from %s" % table, prepare=True)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            try:
+                cur.execute("select 2", prepare=True)
+            finally:
+                p.sync()
+        cur.execute("select 1", prepare=True)
+        p.sync()
+        assert cur.fetchall() == [(1,)]
+        cur.execute("select 2", prepare=True)
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            p.sync()
+    assert conn.execute("select 3").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize("mode", ["statement", "transaction"])
+def test_pipeline_with_a_failed_parse_as_postgresql(tidepool, pg, mode):
+    table = "tp_later_%s" % mode
+    pg.sql("drop table if exists %s" % table, dbname="appdb")
+    with pg.connect("appdb", user="app", unix=False, prepare_threshold=5) as direct:
+        failed_parse_pipeline(direct, table)
+    tp = tidepool(pool_mode=mode, default_pool_size=1, max_prepared_statements=50)
+    with tp.connect(prepare_threshold=5) as conn:
+        failed_parse_pipeline(conn, table)
