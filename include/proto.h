@@ -19,6 +19,7 @@
 #define PROTO_MAX_STARTUP_LEN 10000      /* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PROTO_MAX_SMALL_LEN 10000        /* control messages */
 #define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: Query, Parse, Bind, FunctionCall, CopyData */
+#define PROTO_MAX_NAME_LEN 0x100000      /* Describe, Close, Execute: long statement names (PgBouncer takes them) */
 #define PROTO_MAX_STARTUP_PARAMS 64
 
 enum proto_result {
@@ -80,6 +81,10 @@ static inline uint32_t proto_frontend_max_len(uint8_t type)
 	case PQ_MSG_COPY_FAIL:
 	case PQ_MSG_PASSWORD:   /* also SASL messages; PostgreSQL allows large ones */
 		return PROTO_MAX_LARGE_LEN;
+	case PQ_MSG_DESCRIBE:
+	case PQ_MSG_CLOSE:
+	case PQ_MSG_EXECUTE:
+		return PROTO_MAX_NAME_LEN;
 	default:
 		return PROTO_MAX_SMALL_LEN;
 	}

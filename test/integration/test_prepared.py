@@ -711,3 +711,16 @@ def test_pipeline_with_a_failed_parse_as_postgresql(tidepool, pg, mode):
     tp = tidepool(pool_mode=mode, default_pool_size=1, max_prepared_statements=50)
     with tp.connect(prepare_threshold=5) as conn:
         failed_parse_pipeline(conn, table)
+
+
+def test_statement_name_of_16_kb(txpool):
+    """Issue 16 (PgBouncer's test_statement_name_longer_than_pkt_buf): the
+    name is rewritten to a short one, so its length does not matter; the
+    Describe and Close that carry it were refused as too long."""
+    name = b"a" * 16384
+    with txpool.connect() as conn:
+        assert conn.pgconn.prepare(name, b"select $1::text").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert conn.pgconn.describe_prepared(name).status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = conn.pgconn.exec_prepared(name, (b"abc",))
+        assert r.status == psycopg.pq.ExecStatus.TUPLES_OK and r.get_value(0, 0) == b"abc"
+        assert conn.execute("select 1").fetchone()[0] == 1

@@ -147,10 +147,13 @@ static void test_read_header(void)
 static void test_frontend_max_len(void)
 {
 	const uint8_t large[] = { 'Q', 'P', 'B', 'F', 'd', 'f', 'p' };
-	const uint8_t small[] = { 'D', 'E', 'C', 'S', 'H', 'X', 'c', 0, 'Z', 0xff };
+	const uint8_t named[] = { 'D', 'E', 'C' };   /* statement and portal names of any length */
+	const uint8_t small[] = { 'S', 'H', 'X', 'c', 0, 'Z', 0xff };
 
 	for (size_t i = 0; i < sizeof(large); i++)
 		CHECK_INT(proto_frontend_max_len(large[i]), PROTO_MAX_LARGE_LEN);
+	for (size_t i = 0; i < sizeof(named); i++)
+		CHECK_INT(proto_frontend_max_len(named[i]), PROTO_MAX_NAME_LEN);
 	for (size_t i = 0; i < sizeof(small); i++)
 		CHECK_INT(proto_frontend_max_len(small[i]), PROTO_MAX_SMALL_LEN);
 	CHECK_INT(PROTO_MAX_LARGE_LEN, 0x3fffffff);
