@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import weakref
 import threading
 import time
 from pathlib import Path
@@ -389,6 +390,7 @@ class PgServer:
         test a pool of its own, and backends it can count in pg_stat_activity."""
         name = "%s_%d_%d" % (prefix, os.getpid(), next(_role_counter))
         self.sql("CREATE ROLE %s LOGIN" % name)
+        Tidepool.role_created(self)
         return name
 
     def backends(self, dbname="appdb", user=None):
@@ -552,9 +554,11 @@ class Tidepool:
         if auth_file is not None:
             self.auth_file = auth_file
         content = self.auth_file
-        if content is None and self.main.get("auth_type") in ("trust", "any") and \
-                self.main.get("auth_file") in (None, self.auth_file_path):
+        self.auto_auth_file = content is None and self.main.get("auth_type") in ("trust", "any") and \
+            self.main.get("auth_file") in (None, self.auth_file_path)
+        if self.auto_auth_file:
             content = self.known_users()
+            Tidepool.live.add(self)
         if content is not None:
             if isinstance(content, dict):
                 content = "".join('"%s" "%s"\n' % (k.replace('"', '""'), v) for k, v in content.items())
@@ -564,6 +568,16 @@ class Tidepool:
         with open(self.config_path, "w") as f:
             f.write(self.render())
         return self.config_path
+
+    live = weakref.WeakSet()   # instances whose auth_file lists PostgreSQL's roles
+
+    @classmethod
+    def role_created(cls, pg):
+        """A role made while tidepools run joins their default auth_file."""
+        for tp in list(cls.live):
+            if tp.pg is pg and tp.auto_auth_file and tp.alive():
+                tp.write_config()
+                tp.reload(wait=0.3)
 
     def known_users(self):
         """auth_type trust admits only users in auth_file (as PgBouncer): the
