@@ -7,12 +7,13 @@ ones fuzz_backend found or PgBouncer shipped CVEs for."""
 import socket
 import struct
 import threading
+import time
 
 import psycopg
 import pytest
 
 import pgraw
-from conftest import free_port
+from conftest import free_port, wait_until
 
 
 def msg(typ, body=b""):
@@ -128,6 +129,9 @@ def test_sasl_requested_twice_fails_login(tidepool, fake_pg):
     tp = start(tidepool, fake)
     err = login_error(tp, fake)
     assert err.get("C") and err["C"] != "00000"
+    # the fake server's thread records what it got a moment after the error
+    wait_until(lambda: any(t == b"p" for t, b in fake.received), timeout=5)
+    time.sleep(0.2)
     initial = [b for t, b in fake.received if t == b"p"]
     assert len(initial) == 1, "tidepool answered the second SASL request"
     assert_still_serves(tp, fake_pg)
