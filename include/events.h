@@ -39,10 +39,12 @@ struct events {
 	void (*server_testing)(struct server *s);           /* -> SV_TESTED: reset query, pooler request */
 	void (*server_closing)(struct server *s);           /* -> SV_CLOSED: leaves its list */
 	void (*server_gone)(struct pool *p);                /* a server of p closed (after its client was told) */
-	void (*server_login_failed)(struct pool *p, const char *sqlstate, const char *msg);
+	/* refused: PostgreSQL (or DNS) said no, else it could not be reached
+	 * (see pool_server_login_failed). */
+	void (*server_login_failed)(struct pool *p, bool refused, const char *sqlstate, const char *msg);
 	/* A connection to hosts[idx] failed before login; true: another host
 	 * may be tried (see pool_host_failed). */
-	bool (*host_failed)(struct pool *p, int idx, const char *sqlstate, const char *msg);
+	bool (*host_failed)(struct pool *p, int idx, bool refused, const char *sqlstate, const char *msg);
 	/* The first server's ParameterStatus values, for clients' logins. */
 	void (*server_welcome)(struct pool *p, const struct pool_param *params, size_t n);
 	/* Pooler requests (auth_query): see struct pool_waiter. */
@@ -78,13 +80,15 @@ static inline int events_pool_client_count(const char *db, const char *user)
 {
 	return events_table->pool_client_count(db, user);
 }
-static inline void events_server_login_failed(struct pool *p, const char *sqlstate, const char *msg)
+static inline void events_server_login_failed(struct pool *p, bool refused, const char *sqlstate,
+					      const char *msg)
 {
-	events_table->server_login_failed(p, sqlstate, msg);
+	events_table->server_login_failed(p, refused, sqlstate, msg);
 }
-static inline bool events_host_failed(struct pool *p, int idx, const char *sqlstate, const char *msg)
+static inline bool events_host_failed(struct pool *p, int idx, bool refused, const char *sqlstate,
+				      const char *msg)
 {
-	return events_table->host_failed(p, idx, sqlstate, msg);
+	return events_table->host_failed(p, idx, refused, sqlstate, msg);
 }
 static inline void events_server_welcome(struct pool *p, const struct pool_param *params, size_t n)
 {

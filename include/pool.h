@@ -55,7 +55,11 @@ struct pool *pool_get_console(void);
 /* Scheduling. */
 void pool_request_server(struct pool *p, struct client *c);  /* client now waits */
 void pool_server_ready(struct pool *p, struct server *s);    /* s is free for work */
-void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *msg);
+/* A server login failed. refused: PostgreSQL (or DNS) gave a definite no,
+ * and clients waiting for a server get the error at once when none is left;
+ * else (unreachable, timed out, TLS failed, starting up) they wait for the
+ * next attempt, server_login_retry later. */
+void pool_server_login_failed(struct pool *p, bool refused, const char *sqlstate, const char *msg);
 void pool_server_gone(struct pool *p);                        /* a server closed */
 void pool_welcome_ready(struct pool *p);                      /* login waiters may go on */
 void pool_set_welcome(struct pool *p, const struct pool_param *params, size_t n);
@@ -85,7 +89,7 @@ int pool_pick_host(struct pool *p);
  * unresolvable). With other hosts still usable the host is skipped for
  * server_login_retry and true is returned (try again); otherwise the pool
  * fails as pool_server_login_failed does and false is returned. */
-bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char *msg);
+bool pool_host_failed(struct pool *p, int idx, bool refused, const char *sqlstate, const char *msg);
 /* The DNS answer for host changed: servers whose address left it are marked
  * close_needed (idle ones close now, others when released). */
 void pool_dns_changed(const char *host);

@@ -111,6 +111,7 @@ struct pool {
 	usec_t last_connect_failure;
 	char *last_error;              /* the last server login error, for clients */
 	char last_sqlstate[6];
+	bool last_failure_refused;     /* PostgreSQL (or DNS) said no; else unreachable */
 	usec_t reserve_since;
 	bool paused;                   /* admin PAUSE/KILL: no assignments, released servers close */
 	bool disabled;                 /* admin DISABLE: no new clients (mirrors the database's flag) */

@@ -18,6 +18,7 @@
 #define PROTO_CANCEL_REQUEST 80877102
 #define PROTO_MAX_STARTUP_LEN 10000      /* as PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PROTO_MAX_SMALL_LEN 10000        /* control messages */
+#define PROTO_MAX_PASSWORD_LEN 65600     /* PasswordMessage: passwords up to 65535 bytes */
 #define PROTO_MAX_LARGE_LEN 0x3fffffff   /* 1 GB - 1: Query, Parse, Bind, FunctionCall, CopyData */
 #define PROTO_MAX_NAME_LEN 0x100000      /* Describe, Close, Execute: long statement names (PgBouncer takes them) */
 #define PROTO_MAX_STARTUP_PARAMS 64

@@ -46,6 +46,7 @@ struct server {
 	bool unsynced;                   /* extended-protocol messages sent since the last Sync */
 	bool copy_in;                    /* in COPY FROM STDIN */
 	bool fatal_forwarded;            /* the backend's own FATAL went to the client */
+	bool login_settled;              /* login succeeded, or its pool knows why it failed */
 	char tx_status;                  /* last ReadyForQuery status: I, T or E */
 	bool release_after_flush;
 	uint32_t sync_sent, sync_recv;   /* Sync/Query sent, ReadyForQuery seen: numbers the batches */
@@ -85,7 +86,8 @@ struct server {
 enum server_launch_result {
 	SERVER_LAUNCH_STARTED,
 	SERVER_LAUNCH_PENDING,   /* waiting for DNS: the pool is kicked again when it answers */
-	SERVER_LAUNCH_FAILED,    /* msg says why */
+	SERVER_LAUNCH_FAILED,    /* msg says why: cannot connect (worth a retry) */
+	SERVER_LAUNCH_UNRESOLVED, /* msg says why: the name does not resolve (a definite no) */
 };
 /* Starts connecting a new server of p to hosts[host_idx] (-1: the default
  * unix socket). */

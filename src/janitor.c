@@ -71,7 +71,8 @@ static void check_waiting(struct pool *p, const struct config *cfg, usec_t now)
 		struct client *c = list_entry(n, struct client, node);
 		if (!expired(c->state_since, p->query_wait_timeout, now))
 			break;
-		client_fail(c, "08P01", "%s", p->last_error ? p->last_error : "query_wait_timeout");
+		client_fail(c, p->last_error ? p->last_sqlstate : "08P01", "%s",
+			    p->last_error ? p->last_error : "query_wait_timeout");
 	}
 }
 
@@ -131,14 +132,16 @@ static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 	list_for_each_safe(n, tmp, &p->servers[SV_CONNECTING]) {
 		struct server *s = list_entry(n, struct server, node);
 		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
-			(void)pool_host_failed(p, s->host_idx, "08006", "server_connect_timeout");
+			s->login_settled = true;
+			(void)pool_host_failed(p, s->host_idx, false, "08006", "server_connect_timeout");
 			server_close(s, "server_connect_timeout");
 		}
 	}
 	list_for_each_safe(n, tmp, &p->servers[SV_LOGIN]) {
 		struct server *s = list_entry(n, struct server, node);
 		if (expired(s->state_since, cfg->server_connect_timeout, now)) {
-			pool_server_login_failed(p, "08006", "server login timed out");
+			s->login_settled = true;
+			pool_server_login_failed(p, false, "08006", "server login timed out");
 			server_close(s, "server login timed out");
 		}
 	}

@@ -1005,7 +1005,7 @@ static bool auth_packet(struct client *c)
 	enum proto_result r = proto_read_header(b->data + b->start, iobuf_len(b), &h);
 	if (r == PROTO_NEED_MORE)
 		return false;
-	if (r == PROTO_ERROR || h.type != PQ_MSG_PASSWORD || h.len > PROTO_MAX_SMALL_LEN) {
+	if (r == PROTO_ERROR || h.type != PQ_MSG_PASSWORD || h.len > PROTO_MAX_PASSWORD_LEN) {
 		client_fail(c, "08P01", "invalid authentication packet (type '%c', length %u)",
 			    h.type >= 32 && h.type < 127 ? h.type : '?', h.len);
 		return false;

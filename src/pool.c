@@ -513,19 +513,48 @@ static bool pool_retry_wait(struct pool *p)
 	return loop_now() - p->last_connect_failure < config_current()->server_login_retry;
 }
 
-/* A new client of a pool whose last server login failed moments ago, and
- * that has no server: it gets that failure now (as PgBouncer does) rather
- * than waiting out server_login_retry. */
-static void fail_login_waiters(struct pool *p)
+/* Servers a waiting client may still get: connected, and not marked for
+ * closing (after RECONNECT, say). */
+static int usable_servers(struct pool *p)
 {
-	if (pool_total_servers(p) > 0 || !p->last_error)
-		return;
-	fail_waiters(p, p->last_sqlstate, p->last_error);
+	int n = 0;
+	for (int st = SV_IDLE; st < SV_CLOSED; st++) {
+		struct list_node *m;
+		for (m = p->servers[st].next; m != &p->servers[st]; m = m->next)
+			n += !list_entry(m, struct server, node)->close_needed;
+	}
+	return n;
+}
+
+/* Every client and pooler request waiting for a server of p. */
+static void fail_all_waiting(struct pool *p, const char *sqlstate, const char *msg)
+{
+	fail_waiters(p, sqlstate, msg);
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->clients[CL_WAITING])
+		calls->fail_client(list_entry(n, struct client, node), sqlstate, msg);
 	if (p->have_welcome)
 		return;
-	struct list_node *n, *tmp;
 	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
-		calls->fail_client(list_entry(n, struct client, node), p->last_sqlstate, p->last_error);
+		calls->fail_client(list_entry(n, struct client, node), sqlstate, msg);
+}
+
+/* Within server_login_retry of a login that PostgreSQL refused, with no
+ * usable server: clients that need one get that error now (PgBouncer's
+ * fast fail) rather than waiting out the retry. When PostgreSQL could not
+ * be reached they wait for the retry instead (query_wait_timeout). */
+static void fail_login_waiters(struct pool *p)
+{
+	if (!p->last_error || usable_servers(p) > 0)
+		return;
+	if (!p->last_failure_refused) {
+		fail_waiters(p, p->last_sqlstate, p->last_error);   /* auth_query lookups */
+		return;
+	}
+	char msg[1100];
+	snprintf(msg, sizeof(msg), "server login has been failing, cached error: %s (server_login_retry)",
+		 p->last_error);
+	fail_all_waiting(p, p->last_sqlstate, msg);
 }
 
 /* Opens one server for p, on the host pool_pick_host() chooses; a host
@@ -543,7 +572,11 @@ bool pool_launch(struct pool *p)
 		case SERVER_LAUNCH_PENDING:
 			return false;
 		case SERVER_LAUNCH_FAILED:
-			if (!pool_host_failed(p, idx, "08006", msg))
+			if (!pool_host_failed(p, idx, false, "08006", msg))
+				return false;
+			break;
+		case SERVER_LAUNCH_UNRESOLVED:
+			if (!pool_host_failed(p, idx, true, "08006", msg))
 				return false;
 			break;
 		}
@@ -644,8 +677,9 @@ static void pool_schedule(struct pool *p)
 void pool_wait_for_server(struct pool *p, struct pool_waiter *w)
 {
 	/* Within server_login_retry of a failed login and nothing to use:
-	 * say why now instead of leaving the waiter hanging until the retry. */
-	if (pool_retry_wait(p) && p->last_error && pool_total_servers(p) == 0) {
+	 * say why now instead of leaving the waiter (a login's auth_query,
+	 * bound by client_login_timeout) hanging until the retry. */
+	if (pool_retry_wait(p) && p->last_error && usable_servers(p) == 0) {
 		w->failed(w, p->last_sqlstate, p->last_error);
 		return;
 	}
@@ -743,21 +777,23 @@ void pool_welcome_ready(struct pool *p)
 		calls->finish_login(list_entry(n, struct client, node));
 }
 
-void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *msg)
+void pool_server_login_failed(struct pool *p, bool refused, const char *sqlstate, const char *msg)
 {
 	p->stats.server_login_failures++;
 	p->last_connect_failure = loop_now();
 	free(p->last_error);
 	p->last_error = xstrdup(msg);
 	strlcpy_safe(p->last_sqlstate, sqlstate, sizeof(p->last_sqlstate));
-	/* Clients still logging in get the server's answer; waiting ones wait
-	 * for a retry (or query_wait_timeout). */
-	if (pool_total_servers(p) > p->n_servers[SV_CONNECTING] + p->n_servers[SV_LOGIN])
+	p->last_failure_refused = refused;
+	/* Refused by PostgreSQL, with no usable server left: every client
+	 * waiting for one gets PostgreSQL's error now (PgBouncer's
+	 * kill_pool_logins). Unreachable: they wait for the next attempt. */
+	if (usable_servers(p) > 0)
 		return;
-	fail_waiters(p, sqlstate, msg);
-	struct list_node *n, *tmp;
-	list_for_each_safe(n, tmp, &p->clients[CL_WAIT_LOGIN])
-		calls->fail_client(list_entry(n, struct client, node), sqlstate, msg);
+	if (refused)
+		fail_all_waiting(p, sqlstate, msg);
+	else
+		fail_waiters(p, sqlstate, msg);   /* auth_query lookups: the login waits no longer */
 }
 
 bool pool_all_idle(void)
@@ -809,7 +845,7 @@ int pool_pick_host(struct pool *p)
 	return (int)pick;
 }
 
-bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char *msg)
+bool pool_host_failed(struct pool *p, int idx, bool refused, const char *sqlstate, const char *msg)
 {
 	if (p->n_hosts > 1 && idx >= 0 && (size_t)idx < p->n_hosts) {
 		usec_t now = loop_now(), retry = config_current()->server_login_retry;
@@ -826,7 +862,7 @@ bool pool_host_failed(struct pool *p, int idx, const char *sqlstate, const char 
 			return true;
 		}
 	}
-	pool_server_login_failed(p, sqlstate, msg);
+	pool_server_login_failed(p, refused, sqlstate, msg);
 	return false;
 }
 

@@ -169,7 +169,7 @@ enum server_launch_result server_launch(struct pool *p, int idx, char *msg, size
 			 err ? err : strerror(errno));
 		log_warning("%s/%s: %s", p->db_name, p->server_user, msg);
 		free(s);
-		return SERVER_LAUNCH_FAILED;
+		return err ? SERVER_LAUNCH_UNRESOLVED : SERVER_LAUNCH_FAILED;
 	}
 	server_start(s, fd, &ss, len);
 	return SERVER_LAUNCH_STARTED;
@@ -210,7 +210,8 @@ static void server_connected(struct conn *conn)
 		server_log(LOG_LVL_WARNING, s, "%s", msg);
 		/* Before the close, whose rescheduling then goes to another host of
 		 * a list, or waits out server_login_retry. */
-		(void)events_host_failed(s->pool, s->host_idx, "08006", msg);
+		s->login_settled = true;
+		(void)events_host_failed(s->pool, s->host_idx, false, "08006", msg);
 		server_close(s, msg);
 		return;
 	}
@@ -244,6 +245,12 @@ void server_close(struct server *s, const char *reason)
 		conn_send_last(&s->conn, term, w.len);
 	}
 	struct pool *p = s->pool;
+	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) && !s->internal && !s->login_settled) {
+		/* Any failed login counts: the next attempt (on this host) waits
+		 * server_login_retry (no reconnect storm). */
+		s->login_settled = true;
+		(void)events_host_failed(p, s->host_idx, false, "08006", reason);
+	}
 	const struct server_request_ops *req = s->request;
 	s->request = NULL;
 	/* Part of a message already went to the client: an ErrorResponse now

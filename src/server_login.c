@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "crypto.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -198,8 +199,11 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg)
 {
 	struct pool *p = s->pool;
 	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
-	/* Recorded first, so closing does not start an immediate retry. */
-	events_server_login_failed(p, sqlstate, msg);
+	/* Recorded first, so closing does not start an immediate retry.
+	 * PostgreSQL's own error or a login we cannot do: refused; a failed TLS
+	 * handshake (08006) or "starting up" (57P03) is worth a retry. */
+	s->login_settled = true;
+	events_server_login_failed(p, strcmp(sqlstate, "08006") != 0 && strcmp(sqlstate, "57P03") != 0, sqlstate, msg);
 	server_close(s, msg);
 }
 
@@ -261,27 +265,33 @@ static void answer_password(struct server *s, uint32_t code, const uint8_t *data
 {
 	const char *pw = server_login_secret(s->pool);
 	char md5[AUTH_MD5_LEN + 1];
-	uint8_t buf[1024];
-	struct proto_writer w;
-	proto_writer_init(&w, buf, sizeof(buf));
 	if (!pw) {
 		login_fail(s, "28P01", "the server asks for a password, but none is configured for this user");
 		return;
 	}
+	const char *answer = md5;
+	size_t answer_len = sizeof(md5);
 	if (code == PQ_AUTH_CLEARTEXT) {
 		if (auth_secret_kind(pw) != SECRET_PLAIN) {
 			login_fail(s, "28000", "the server asks for a cleartext password, but only a hash is configured");
 			return;
 		}
-		proto_write_password(&w, pw, strlen(pw) + 1);
-	} else {
-		if (n != 4 || !auth_md5_response(s->pool->server_user, pw, data, md5)) {
-			login_fail(s, "28000", "cannot answer the server's md5 request with the configured secret");
-			return;
-		}
-		proto_write_password(&w, md5, sizeof(md5));
+		answer = pw;
+		answer_len = strlen(pw) + 1;
+	} else if (n != 4 || !auth_md5_response(s->pool->server_user, pw, data, md5)) {
+		login_fail(s, "28000", "cannot answer the server's md5 request with the configured secret");
+		return;
 	}
+	/* Sized for the password (PgBouncer takes up to 65535 bytes), once per
+	 * login, not per message. */
+	size_t cap = answer_len + PROTO_HEADER_LEN;
+	uint8_t *buf = xmalloc(cap);
+	struct proto_writer w;
+	proto_writer_init(&w, buf, cap);
+	proto_write_password(&w, answer, answer_len);
 	send_or_close(s, &w);
+	crypto_wipe(buf, cap);
+	free(buf);
 }
 
 static void handle_auth(struct server *s, const uint8_t *body, size_t len)
@@ -363,6 +373,7 @@ static void connect_query_done(struct server *s, bool ok)
 static void login_complete(struct server *s, const uint8_t *body, size_t len)
 {
 	struct pool *p = s->pool;
+	s->login_settled = true;
 	s->tx_status = len >= 1 ? (char)body[0] : 'I';
 	if (!p->have_welcome)
 		events_server_welcome(p, s->login_params, s->n_login_params);

@@ -52,16 +52,20 @@ rc=$?
 python3 - "$OUT/junit.xml" "$BIN" "${BASELINE:+baseline}" > "$OUT/summary.txt" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
-passed, failed, skipped = [], [], []
+# a test whose teardown also errs appears twice: count each test once
+status = {}
 for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
     name = case.get("classname", "").split(".")[-1] + "::" + case.get("name")
     tags = {child.tag for child in case}
     if tags & {"failure", "error"}:
-        failed.append(name)
+        status[name] = "failed"
     elif "skipped" in tags:
-        skipped.append(name)
+        status.setdefault(name, "skipped")
     else:
-        passed.append(name)
+        status.setdefault(name, "passed")
+passed = [n for n, st in status.items() if st == "passed"]
+failed = [n for n, st in status.items() if st == "failed"]
+skipped = [n for n, st in status.items() if st == "skipped"]
 total = len(passed) + len(failed) + len(skipped)
 who = "pgbouncer (baseline)" if sys.argv[3] else sys.argv[2]
 print(f"binary: {who}")

@@ -3,13 +3,15 @@ clients, clients leaving mid-transaction, backends killed, PostgreSQL
 restarting, thousands of idle clients."""
 
 import os
+import socket
+import threading
 import time
 
 import psycopg
 import pytest
 
 import pgraw
-from conftest import Background, wait_until
+from conftest import Background, free_port, wait_until
 
 MODES = ["session", "transaction"]
 
@@ -302,3 +304,125 @@ def test_5000_idle_clients_and_a_working_one(tidepool, role, raise_nofile):
             r.close()
         w.close()
     assert_serves(tp, user=role)
+
+
+# ------------------------------------- server logins that fail (issue 16)
+
+def drop_idle_servers(pg, role):
+    pg.sql("select pg_terminate_backend(pid) from pg_stat_activity where usename = %s", (role,))
+    assert wait_until(lambda: not pg.backends(user=role), timeout=5)
+    time.sleep(0.3)   # tidepool reads the FATALs of its idle servers
+
+
+def test_refused_server_login_fails_every_waiting_client(tidepool, pg, role):
+    """PostgreSQL refuses the login of a pool that worked (NOLOGIN): the
+    clients waiting for a server get its error now, not after
+    query_wait_timeout; clients that come during server_login_retry get
+    it from the cache. PgBouncer's kill_pool_logins and fast fail."""
+    tp = tidepool(pool_mode="transaction", default_pool_size=2, server_login_retry=30,
+                  query_wait_timeout=120)
+    clients = [tp.connect(user=role) for _ in range(3)]
+    clients[0].execute("select 1")
+    pg.sql("ALTER ROLE %s NOLOGIN" % role)
+    try:
+        drop_idle_servers(pg, role)
+        jobs = [Background(c.execute, "select 1") for c in clients]
+        for job in jobs:
+            err = job.exception(20)
+            assert isinstance(err, psycopg.OperationalError), err
+            assert "is not permitted to log in" in str(err), err
+        with pytest.raises(psycopg.OperationalError) as ei:
+            Background(lambda: tp.connect(user=role).execute("select 1")).result(20)
+        assert "is not permitted to log in" in str(ei.value)
+        assert tp.alive()
+    finally:
+        pg.sql("ALTER ROLE %s LOGIN" % role)
+        for c in clients:
+            c.close()
+
+
+class ForwardProxy:
+    """Listens on port (from now on) and forwards each connection to target."""
+
+    def __init__(self, port, target):
+        self.target = target
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                down, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sk in (src, dst):
+            try:
+                sk.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_unreachable_server_clients_wait_for_the_retry(tidepool, pg):
+    """PostgreSQL not listening yet: clients queue and get served once it
+    is (within query_wait_timeout), as with PgBouncer."""
+    port = free_port()
+    tp = tidepool(server_login_retry=1, query_wait_timeout=30,
+                  databases={"appdb": "host=127.0.0.1 port=%d dbname=appdb" % port})
+
+    def query():
+        with tp.connect(user="app") as c:
+            return c.execute("select 1").fetchone()[0]
+    job = Background(query)
+    time.sleep(2)   # a few refused connects
+    assert not job.done(), "client failed at once: %r" % job.error
+    proxy = ForwardProxy(port, pg.port)
+    try:
+        assert job.result(20) == 1
+    finally:
+        proxy.close()
+
+
+def test_failed_server_logins_wait_for_server_login_retry(tidepool):
+    """A backend that hangs up during every login: tidepool tries again once
+    per server_login_retry, not in a loop (it did ~50 times a second)."""
+    accepted = []
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+
+    def serve():
+        while True:
+            try:
+                s, _ = lsock.accept()
+            except OSError:
+                return
+            accepted.append(time.monotonic())
+            s.close()
+    threading.Thread(target=serve, daemon=True).start()
+    tp = tidepool(server_login_retry=2, query_wait_timeout=4,
+                  databases={"appdb": "host=127.0.0.1 port=%d dbname=appdb" % lsock.getsockname()[1]})
+    err = Background(lambda: tp.connect(user="app").close()).exception(20)
+    assert isinstance(err, psycopg.OperationalError), err
+    lsock.close()
+    assert 1 <= len(accepted) <= 4, "%d server logins in about 4 s" % len(accepted)
+    assert tp.alive()

@@ -78,3 +78,28 @@ def test_two_pools_different_server_users(tidepool, pg):
     assert b.execute("select current_user").fetchone()[0] == "md5_user"
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("user,length", [("plain_user", 2047), ("plain_user", 60000), ("scram_user", 2047)])
+def test_server_login_with_a_long_password(tidepool, pg, user, length):
+    """Issue 16: PgBouncer takes server passwords up to 2047 bytes (65535 in
+    its HEAD; PostgreSQL takes a PasswordMessage of up to 64 kB); tidepool
+    failed with "login message too large"."""
+    password = ("pw%d" % length) * (length // 6) + "x" * (length % 6)
+    password = password[:length]
+    assert len(password) == length
+    pg.sql("SET password_encryption = 'scram-sha-256'; ALTER ROLE %s PASSWORD '%s'" % (user, password))
+    try:
+        tp = tidepool(databases={
+            "appdb": "host=127.0.0.1 port=%d dbname=appdb user=%s password=%s" % (pg.port, user, password)})
+        with tp.connect(user="app") as c:
+            assert c.execute("select current_user").fetchone()[0] == user
+    finally:
+        pg.sql("SET password_encryption = 'scram-sha-256'; ALTER ROLE %s PASSWORD '%s'" % (user, USERS[user]))
+
+
+def test_client_password_of_65535_bytes(tidepool):
+    password = "p" * 65535
+    tp = tidepool(auth_type="plain", auth_file={"app": password})
+    with tp.connect(user="app", password=password) as c:
+        assert c.execute("select 1").fetchone()[0] == 1

@@ -348,7 +348,9 @@ def test_server_disable_stays_plain(tidepool, pg_ssl):
 
 
 def test_server_require_against_a_plain_server_fails_clearly(tidepool, pg):
-    tp = tidepool(server_tls_sslmode="require")
+    # the client waits for a retry (issue 16, as PgBouncer), then gets the
+    # last error at query_wait_timeout
+    tp = tidepool(server_tls_sslmode="require", query_wait_timeout=2)
     with pytest.raises(psycopg.OperationalError) as ei:
         tp.connect()
     assert "server does not support SSL" in str(ei.value)
@@ -357,13 +359,14 @@ def test_server_require_against_a_plain_server_fails_clearly(tidepool, pg):
 
 def test_server_verify_full_with_the_wrong_ca_fails_clearly(tidepool, certs, pg_ssl):
     tp = tidepool(databases=ssl_databases(pg_ssl), server_tls_sslmode="verify-full",
-                  server_tls_ca_file=certs.path("otherca.crt"))
+                  server_tls_ca_file=certs.path("otherca.crt"), query_wait_timeout=2)
     with pytest.raises(psycopg.OperationalError) as ei:
         tp.connect()
     assert "certificate verify failed" in str(ei.value)
     # and a host name that is not in the certificate
     tp2 = tidepool(databases={"appdb": "host=127.0.0.2 port=%d dbname=appdb" % pg_ssl.port},
-                   server_tls_sslmode="verify-full", server_tls_ca_file=certs.path("ca.crt"))
+                   server_tls_sslmode="verify-full", server_tls_ca_file=certs.path("ca.crt"),
+                   query_wait_timeout=2)
     with pytest.raises(psycopg.OperationalError) as ei:
         tp2.connect()
     assert "certificate" in str(ei.value) or "could not connect" in str(ei.value)
