@@ -213,6 +213,10 @@ EOF
     die "PostgreSQL did not start"
 done
 
+# trust admits the users auth_file lists (as PgBouncer): the throwaway
+# cluster's superuser, no password
+printf '"postgres" ""\n' > "$QS/userlist.txt"
+
 cat > "$QS/tidepool.ini" <<EOF
 ; written by quickstart.sh: tidepool on 127.0.0.1:$LISTEN_PORT in front of
 ; the throwaway PostgreSQL on 127.0.0.1:$PGPORT (see etc/tidepool.ini for
@@ -222,6 +226,7 @@ listen_addr = 127.0.0.1
 listen_port = $LISTEN_PORT
 unix_socket_dir = $QS
 auth_type = trust
+auth_file = $QS/userlist.txt
 ;; transaction pooling, what tidepool is for: a client holds a server only
 ;; for the length of a transaction. Session-level state (SET, LISTEN,
 ;; advisory locks, temp tables) pins the client to its server

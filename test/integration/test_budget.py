@@ -94,6 +94,8 @@ def test_each_pool_counts_and_a_reload_warns_again(tidepool, small_pg, pg):
         c.execute("SELECT 1")
     # a second user of appdb gets its own pool: 3 pools of 6 = 18 > 17
     small_pg.sql("CREATE ROLE budget_u2 LOGIN")
+    tp.write_config()   # trust admits the roles the default auth_file lists
+    tp.reload()
     with tp.connect(user="budget_u2") as c:
         c.execute("SELECT 1")
     assert one_row(tp)["this_process_max"] == 18
