@@ -16,7 +16,8 @@ struct auth_query_wait;
 
 enum auth_query_status {
 	AUTH_QUERY_FOUND,       /* secret set */
-	AUTH_QUERY_NOT_FOUND,   /* no row, or a NULL secret (no password, expired, cannot log in) */
+	AUTH_QUERY_NO_SECRET,   /* a row with a NULL secret (no password, expired): enough for trust */
+	AUTH_QUERY_NOT_FOUND,   /* no row */
 	AUTH_QUERY_FAILED,      /* sqlstate and msg say why */
 };
 

@@ -43,6 +43,7 @@ struct auth_lookup {
 	bool finished;
 	/* the answer */
 	int rows;
+	bool user_exists;               /* the row names the user (its secret may be NULL) */
 	char *secret;
 	const char *bad_row;            /* why the row is unusable, or NULL */
 	char sqlstate[6];
@@ -105,10 +106,14 @@ static void on_row(void *arg, const uint8_t *body, size_t len)
 	uint32_t vlen;
 	if (++l->rows > 1 || l->bad_row)
 		return;
-	if (proto_data_row_column(body, len, 1, &val, &vlen) != PROTO_OK) {
+	const uint8_t *name;
+	uint32_t name_len;
+	if (proto_data_row_column(body, len, 0, &name, &name_len) != PROTO_OK ||
+	    proto_data_row_column(body, len, 1, &val, &vlen) != PROTO_OK) {
 		l->bad_row = "auth_query must return two columns (user name, secret)";
 		return;
 	}
+	l->user_exists = name != NULL;   /* a NULL name: no such user */
 	if (!val)
 		return;   /* NULL: no usable password */
 	if (vlen == 0 || vlen > AUTH_QUERY_MAX_SECRET || memchr(val, '\0', vlen)) {
@@ -152,7 +157,8 @@ static void on_done(struct server *s, void *arg)
 	} else if (l->rows > 1) {
 		lookup_failed(l, "08P01", "auth_query returned more than one row");
 	} else {
-		lookup_finish(l, l->secret ? AUTH_QUERY_FOUND : AUTH_QUERY_NOT_FOUND, NULL, NULL);
+		lookup_finish(l, l->secret ? AUTH_QUERY_FOUND : l->user_exists ? AUTH_QUERY_NO_SECRET : AUTH_QUERY_NOT_FOUND,
+			      NULL, NULL);
 	}
 }
 

@@ -452,6 +452,12 @@ static void lookup_done(void *arg, enum auth_query_status st, const char *secret
 		else
 			ask_password(c, secret, config_current());
 		return;
+	case AUTH_QUERY_NO_SECRET:
+		if (trust) {   /* the user exists: trust asks no more (as PgBouncer) */
+			login_authenticated(c);
+			return;
+		}
+		/* fall through - no password can match */
 	case AUTH_QUERY_NOT_FOUND:
 		client_log(LOG_LVL_DEBUG, c, "auth_query found no secret");
 		if (trust)

@@ -348,3 +348,8 @@ def test_trust_admits_users_found_by_auth_query_only(tidepool, pg, lookup_fn):
         assert c.execute("select current_user").fetchone()[0] == user
     msg = login_error(tp, "nobody_%d" % os.getpid(), None)
     assert '"trust" authentication failed' in msg and "no such user" in msg, msg
+    # a role without a password exists too: trust asks no more (PgBouncer's
+    # test_auth_user_trust_auth_without_auth_file_set)
+    nopw = pg.create_role("nopw")
+    with tp.connect(user=nopw) as c:
+        assert c.execute("select current_user").fetchone()[0] == nopw
