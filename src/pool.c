@@ -404,6 +404,8 @@ void pool_apply_config(const struct config *cfg)
 			fail_waiters(p, "08P01", "database configuration changed");
 			continue;
 		}
+		/* the new settings may cure a failing login: try at once */
+		p->last_connect_failure = 0;
 		char *old_target = pool_target(p);
 		pool_load(p, cfg, dbc);
 		char *new_target = pool_target(p);

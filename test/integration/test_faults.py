@@ -426,3 +426,18 @@ def test_failed_server_logins_wait_for_server_login_retry(tidepool):
     lsock.close()
     assert 1 <= len(accepted) <= 4, "%d server logins in about 4 s" % len(accepted)
     assert tp.alive()
+
+
+def test_reload_retries_a_failing_login_at_once(tidepool, pg, role):
+    """After a refused login, a reload (the settings may have fixed it)
+    does not wait out server_login_retry."""
+    tp = tidepool(pool_mode="transaction", server_login_retry=60)
+    pg.sql("ALTER ROLE %s NOLOGIN" % role)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            tp.connect(user=role)
+    finally:
+        pg.sql("ALTER ROLE %s LOGIN" % role)
+    tp.reload()
+    with tp.connect(user=role) as c:
+        assert c.execute("select 1").fetchone()[0] == 1
