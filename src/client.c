@@ -306,19 +306,21 @@ static void client_idle_input(struct client *c)
 		client_idle_input(c);
 		return;
 	}
-	bool wait = false;
-	if ((c->skip_to_sync || (c->pool->session_state == SESSION_STATE_ERROR && c->pool->mode != POOL_MODE_SESSION &&
-				 (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE))) &&
-	    client_idle_refusal(c, &h, &wait)) {
-		if (conn_flush(&c->conn) == CONN_IO_ERROR) {
-			client_close(c, "write to client failed");
+	if (__builtin_expect(c->skip_to_sync || c->pool->session_state == SESSION_STATE_ERROR, 0)) {
+		bool wait = false;
+		if ((c->skip_to_sync ||
+		     (c->pool->mode != POOL_MODE_SESSION && (h.type == PQ_MSG_QUERY || h.type == PQ_MSG_PARSE))) &&
+		    client_idle_refusal(c, &h, &wait)) {
+			if (conn_flush(&c->conn) == CONN_IO_ERROR) {
+				client_close(c, "write to client failed");
+				return;
+			}
+			client_idle_input(c);
 			return;
 		}
-		client_idle_input(c);
-		return;
+		if (wait || c->state == CL_CLOSED)
+			return;
 	}
-	if (wait || c->state == CL_CLOSED)
-		return;
 	if (c->pool->stale || c->terminate_seen) {
 		client_fail(c, "57P01", "database configuration changed; please reconnect");
 		return;
@@ -439,8 +441,34 @@ static enum state_verdict client_state_of(struct client *c, const struct proto_h
 /* Session state in a Query or Parse on s: refused (session_state =
  * error, when the answer can go straight back), the client pinned, or
  * its settings recorded to follow it. */
-static enum state_verdict client_check_state(struct client *c, struct server *s, const struct proto_header *h,
-					      struct pin_class *cls)
+static enum state_verdict client_check_state_slow(struct client *c, struct server *s, const struct proto_header *h,
+						   struct pin_class *cls);
+
+/* The usual case first, inline: a Query or Parse whose text leaves no
+ * state and changes no setting (and no settings of the client's to keep
+ * up with the extended protocol). */
+static inline enum state_verdict client_check_state(struct client *c, struct server *s, const struct proto_header *h,
+						    struct pin_class *cls)
+{
+	const struct conn *cn = &c->conn;
+	uint32_t avail = cn->in->end - cn->fwd, total = h->len + 1;
+	const char *body = (const char *)cn->in->data + cn->fwd + PROTO_HEADER_LEN;
+	uint32_t have = MIN(avail, total) - PROTO_HEADER_LEN;
+	const char *q = body;
+	if (h->type == PQ_MSG_PARSE) {
+		if (c->set)
+			return client_check_state_slow(c, s, h, cls);
+		const char *nul = memchr(body, 0, have);
+		q = nul ? nul + 1 : body + have;
+	}
+	*cls = pin_classify(q, have - (uint32_t)(q - body) - (h->type == PQ_MSG_QUERY && avail >= total));
+	if (cls->reason == PIN_NONE && !cls->settings)
+		return STATE_PASS;
+	return client_check_state_slow(c, s, h, cls);
+}
+
+static enum state_verdict client_check_state_slow(struct client *c, struct server *s, const struct proto_header *h,
+						   struct pin_class *cls)
 {
 	struct conn *cn = &c->conn;
 	enum pin_reason why;
