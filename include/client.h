@@ -69,12 +69,18 @@ struct client_hooks {
 	/* True once a shutdown closes clients at their transaction
 	 * boundaries (lifecycle_draining). */
 	bool (*draining)(void);
+	/* True while SHUTDOWN WAIT_FOR_CLIENTS/WAIT_FOR_SERVERS waits with the
+	 * TCP listeners closed: the unix socket still takes console logins,
+	 * and only those. NULL: never. */
+	bool (*shutting_down)(void);
 	const struct client_console_ops *console;   /* NULL: no console */
 };
 void client_set_hooks(const struct client_hooks *hooks);
 /* The registered console handlers (never NULL: without a console no
  * database is the console's). */
 const struct client_console_ops *client_console(void);
+/* The shutting_down hook's answer (false when none is registered). */
+bool client_shutting_down(void);
 
 /* c keeps a server between transactions (session mode, or pinned) and is
  * between two of them now: a drain may close it. */

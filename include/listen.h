@@ -27,6 +27,9 @@ bool listen_add_abstract(const char *name, int backlog);
 /* A drain: stops accepting on the pooler's addresses (removes the unix
  * socket); a worker's private socket stays, so that cancel requests
  * forwarded by its peers still reach its clients' queries. */
+/* Closes the TCP listeners only: the unix socket stays for the admin
+ * console while SHUTDOWN WAIT_FOR_CLIENTS/WAIT_FOR_SERVERS wait. */
+void listen_close_tcp(void);
 void listen_close_public(void);
 /* Stops accepting and closes every listening socket (removes the unix socket). */
 void listen_stop(void);

@@ -56,6 +56,11 @@ const struct client_console_ops *client_console(void)
 	return hooks.console;
 }
 
+bool client_shutting_down(void)
+{
+	return hooks.shutting_down && hooks.shutting_down();
+}
+
 static void client_readable(struct conn *conn);
 static void client_resume(struct conn *conn);
 static void client_peer_gone(struct conn *conn, int err);

@@ -338,6 +338,27 @@ void listen_pause(bool pause)
 	}
 }
 
+void listen_close_tcp(void)
+{
+	int kept = 0;
+	for (int i = 0; i < n_listeners; i++) {
+		struct listener *l = &listeners[i];
+		if (!l->is_unix && !l->private) {
+			if (l->ev)
+				event_free(l->ev);
+			close(l->fd);
+			continue;
+		}
+		if (kept != i && l->ev) {   /* its event's argument is its slot */
+			event_del(l->ev);
+			event_assign(l->ev, loop_base(), l->fd, EV_READ | EV_PERSIST, on_accept, &listeners[kept]);
+			event_add(l->ev, NULL);
+		}
+		listeners[kept++] = *l;
+	}
+	n_listeners = kept;
+}
+
 void listen_close_public(void)
 {
 	int kept = 0;

@@ -881,6 +881,10 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 		return;
 	}
 	bool console = client_console()->is_console_db(c->dbname);
+	if (!console && client_shutting_down()) {
+		client_fail(c, "57P01", "pooler is shutting down");   /* only the console still logs in */
+		return;
+	}
 	if (!console && cfg->auth_type == AUTH_TYPE_ANY && !take_any_user(c, cfg))
 		return;
 	const char *sqlstate = NULL, *why = NULL;

@@ -353,11 +353,23 @@ static void shutdown_progress(void)
 	}
 }
 
+/* SHUTDOWN WAIT_FOR_CLIENTS/WAIT_FOR_SERVERS (and their signals) after the
+ * TCP listeners closed: the unix socket takes console logins only. */
+static bool console_only(void)
+{
+	return lifecycle_shutting_down() && lifecycle_shutdown_kind() != SHUTDOWN_DRAIN && sd.listener_closed;
+}
+
 static void close_listener(void)
 {
 	if (!worker_id)   /* a worker's sockets stay open in its siblings */
 		listen_take_queued();
-	listen_close_public();
+	/* Waiting for clients or servers (PgBouncer 1.25): the unix socket
+	 * stays open for the console; other logins there are refused. */
+	if (lifecycle_shutdown_kind() != SHUTDOWN_DRAIN && !worker_id)
+		listen_close_tcp();
+	else
+		listen_close_public();
 	sd.listener_closed = true;
 	sd.closed_at = loop_now();
 	if (lifecycle_shutdown_kind() != SHUTDOWN_WAIT_FOR_CLIENTS)
@@ -564,7 +576,9 @@ int main(int argc, char **argv)
 		.is_console_db = admin_is_console_db, .trusts_peer = admin_trusts_peer,
 		.login = admin_login, .input = admin_input, .closed = admin_client_closed,
 	};
-	static const struct client_hooks client_hooks = { .draining = lifecycle_draining, .console = &console };
+	static const struct client_hooks client_hooks = { .draining = lifecycle_draining,
+							  .shutting_down = console_only,
+							  .console = &console };
 	client_set_hooks(&client_hooks);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg);

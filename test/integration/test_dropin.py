@@ -594,3 +594,24 @@ def test_console_logins_count_for_client_limits(tidepool, pg, role):
     app.close()
     for a in admins:
         a.close()
+
+
+def test_shutdown_wait_for_clients_keeps_the_console_on_the_unix_socket(tidepool, role):
+    """PgBouncer 1.25: while SHUTDOWN WAIT_FOR_CLIENTS waits, TCP is closed,
+    the unix socket still takes console logins (and refuses the others), and
+    it closes when the last client leaves."""
+    tp = tidepool(admin_users="postgres")
+    c = tp.connect(user=role)
+    c.execute("select 1")
+    with tp.connect(dbname="pgbouncer", user="postgres") as adm:
+        adm.execute("SHUTDOWN WAIT_FOR_CLIENTS")
+    time.sleep(1)
+    with pytest.raises(psycopg.OperationalError):
+        tp.connect(user=role, host="127.0.0.1")
+    with pytest.raises(psycopg.OperationalError, match="shutting down"):
+        tp.connect(user=role, host=tp.sockdir)
+    with tp.connect(dbname="pgbouncer", user="postgres", host=tp.sockdir) as adm:
+        assert adm.execute("SHOW VERSION").fetchone()[0].startswith("tidepool")
+    assert c.execute("select 2").fetchone()[0] == 2   # the client is not closed
+    c.close()
+    assert wait_until(lambda: not tp.alive(), 10)
