@@ -349,6 +349,34 @@ void server_run_internal(struct server *s, const char *sql, bool for_client, ser
 		server_close(s, "could not send internal query");
 }
 
+/* A request of the pooler's (an auth_query lookup) never runs with a
+ * client's settings (a SET ROLE could make it fail): the backend's are
+ * reset in a Query sent first, whose ReadyForQuery the request also
+ * waits for. */
+static bool server_request_reset(struct server *s)
+{
+	static const struct client nobody;
+	char sql[4096];
+	size_t len = 0;
+	bool overflow = false;
+	if (!settings_sync_sql(s, &nobody, sql, sizeof(sql), &len, &overflow)) {
+		if (overflow)
+			server_close(s, "session settings left on it too long to reset");
+		return !overflow;
+	}
+	uint8_t buf[4200];
+	struct proto_writer w;
+	proto_writer_init(&w, buf, sizeof(buf));
+	proto_write_query(&w, sql);
+	if (w.overflow || conn_send(&s->conn, w.buf, w.len) == CONN_IO_ERROR) {
+		server_close(s, "could not send request");
+		return false;
+	}
+	settings_synced(s, &nobody);
+	s->request_ready_left++;
+	return true;
+}
+
 void server_run_request(struct server *s, const void *msgs, size_t len, unsigned n_ready,
 			const struct server_request_ops *ops, void *arg)
 {
@@ -361,6 +389,8 @@ void server_run_request(struct server *s, const void *msgs, size_t len, unsigned
 	s->request = ops;
 	s->request_arg = arg;
 	s->request_ready_left = n_ready;
+	if (s->applied.n && !server_request_reset(s))
+		return;
 	if (conn_send(&s->conn, msgs, len) == CONN_IO_ERROR)
 		server_close(s, "could not send request");
 }

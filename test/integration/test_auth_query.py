@@ -353,3 +353,19 @@ def test_trust_admits_users_found_by_auth_query_only(tidepool, pg, lookup_fn):
     nopw = pg.create_role("nopw")
     with tp.connect(user=nopw) as c:
         assert c.execute("select current_user").fetchone()[0] == nopw
+
+
+def test_lookup_never_runs_with_a_clients_role(tidepool, pg, lookup_fn):
+    """A client of auth_user's own pool that ran SET ROLE leaves its backend
+    with that role until the next link; an auth_query lookup on that
+    backend runs with the backend's settings reset first (issue 21)."""
+    weak = pg.create_role("aq_weak")
+    pg.sql("GRANT %s TO scram_user" % weak)
+    user = pw_role(pg)
+    tp = authq_tidepool(tidepool, lookup_fn, pool_mode="transaction", default_pool_size=1)
+    with tp.connect(dbname="postgres", user="scram_user", password="scram_pw") as a:
+        a.execute("SET ROLE %s" % weak)
+        assert a.execute("select current_user").fetchone()[0] == weak
+        with tp.connect(user=user, password="role_pw") as c:
+            assert c.execute("select current_user").fetchone()[0] == user
+        assert a.execute("select current_user").fetchone()[0] == weak
