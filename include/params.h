@@ -26,6 +26,9 @@ int params_index(const char *name);
  * name and there is room (a client's startup parameter or `options -c`
  * setting that is not tracked yet); -1 otherwise. */
 int params_track(const char *name);
+/* True for a name PostgreSQL could know as a setting: letters, digits, _
+ * and the dot of a custom class, at most 63 bytes, not starting with a digit. */
+bool params_is_setting_name(const char *name);
 /* False for names added by params_track: the server does not report their
  * values (no ParameterStatus), so tidepool keeps what it set itself and
  * RESETs them for a client that did not choose them. */

@@ -74,6 +74,11 @@ struct login_auth {
 	 * so an unauthenticated client learns no database names. */
 	const char *no_db_sqlstate;
 	char *no_db_msg;
+	/* Settings of the startup packet not tracked yet ("name\0value\0"...):
+	 * added to the tracked names only once the client is authenticated, so
+	 * an unauthenticated client cannot fill that table. */
+	char *pending;
+	size_t pending_len;
 };
 
 /* The secret to check a user's password against, or NULL. */
@@ -97,6 +102,7 @@ void login_free(struct client *c)
 		free(a->secret);
 	}
 	free(a->no_db_msg);
+	free(a->pending);
 	crypto_wipe(a, sizeof(*a));
 	free(a);
 	c->auth = NULL;
@@ -144,6 +150,8 @@ static bool login_within_client_limits(struct client *c, const struct pool *p)
 	return true;
 }
 
+static bool take_pending(struct client *c);
+
 /* Authentication passed: join the pool, or now tell what is wrong with
  * the database asked for. */
 static void login_authenticated(struct client *c)
@@ -157,6 +165,8 @@ static void login_authenticated(struct client *c)
 		client_fail(c, "55000", "database \"%s\" does not allow connections (DISABLE)", c->dbname);
 		return;
 	}
+	if (!take_pending(c))
+		return;
 	login_free(c);
 	const struct config *cfg = config_current();
 	if (cfg->log_connections)
@@ -710,6 +720,46 @@ static const char *options_word(const char *p, char *out, size_t cap, bool *too_
 	return p;
 }
 
+/* A setting the client asked for at startup: a tracked one takes the value
+ * at once; another valid name waits in the pending list until the client is
+ * authenticated (take_pending). False for a name that is no setting. */
+static bool take_named_setting(struct client *c, const char *name, const char *value)
+{
+	int idx = params_index(name);
+	if (idx >= 0) {
+		param_set_put(&c->params, (size_t)idx, value);
+		return true;
+	}
+	if (!params_is_setting_name(name))
+		return false;
+	struct login_auth *a = c->auth;
+	size_t n = strlen(name) + 1, v = strlen(value) + 1;
+	a->pending = xrealloc(a->pending, a->pending_len + n + v);
+	memcpy(a->pending + a->pending_len, name, n);
+	memcpy(a->pending + a->pending_len + n, value, v);
+	a->pending_len += n + v;
+	return true;
+}
+
+/* The client is authenticated: its pending settings become tracked ones
+ * (params_track). False after failing the client when the table is full. */
+static bool take_pending(struct client *c)
+{
+	struct login_auth *a = c->auth;
+	for (size_t off = 0; a && off < a->pending_len;) {
+		const char *name = a->pending + off;
+		const char *value = name + strlen(name) + 1;
+		off = (size_t)(value - a->pending) + strlen(value) + 1;
+		int idx = params_track(name);
+		if (idx < 0) {
+			client_fail(c, "08P01", "cannot track setting \"%s\" (too many different ones)", name);
+			return false;
+		}
+		param_set_put(&c->params, (size_t)idx, value);
+	}
+	return true;
+}
+
 /* PgBouncer's words, which its users and tests look for. */
 #define OPTIONS_ONLY_SETTINGS \
 	"unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed"
@@ -730,13 +780,10 @@ static bool take_setting(struct client *c, char *pair)
 			*q = '_';   /* --statement-timeout=... as PostgreSQL allows */
 	if (config_list_contains(config_current()->ignore_startup_parameters, pair))
 		return true;
-	int idx = params_track(pair);
-	if (idx < 0) {
-		client_fail(c, "08P01", "options: cannot track setting \"%s\" (not a setting name, or too "
-			    "many different ones)", pair);
+	if (!take_named_setting(c, pair, eq + 1)) {
+		client_fail(c, "08P01", "options: cannot track setting \"%s\" (not a setting name)", pair);
 		return false;
 	}
-	param_set_put(&c->params, (size_t)idx, eq + 1);
 	return true;
 }
 
@@ -799,6 +846,10 @@ static bool take_param(struct client *c, const struct config *cfg, const char *n
 		return true;
 	if (strcmp(name, "options") == 0)
 		return take_options(c, value);
+	/* Any other name is a setting, as PostgreSQL takes it (drivers send
+	 * statement_timeout or search_path this way): as `-c name=value`. */
+	if (take_named_setting(c, name, value))
+		return true;
 	client_fail(c, "08P01", "unsupported startup parameter: %s", name);
 	return false;
 }
@@ -870,6 +921,7 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 			    tls_sslmode_name(tls_accept_mode()));
 		return;
 	}
+	c->auth = xcalloc(1, sizeof(*c->auth));
 	for (size_t i = 0; i < st->n_params; i++)
 		if (!take_param(c, cfg, st->names[i], st->values[i]))
 			return;
@@ -888,7 +940,6 @@ static void handle_startup(struct client *c, const struct proto_startup *st)
 	if (!console && cfg->auth_type == AUTH_TYPE_ANY && !take_any_user(c, cfg))
 		return;
 	const char *sqlstate = NULL, *why = NULL;
-	c->auth = xcalloc(1, sizeof(*c->auth));
 	c->pool = console ? events_console_pool()
 		  : events_pool_for(cfg, c->dbname, c->user, (int)c->replication, &sqlstate, &why);
 	if (!c->pool) {

@@ -56,7 +56,7 @@ void params_set_tracked(const char *extra)
 
 /* A setting name as PostgreSQL spells them: letters, digits, _ and the
  * dot of a custom class. Anything else cannot be put in a SET. */
-static bool valid_setting_name(const char *name)
+bool params_is_setting_name(const char *name)
 {
 	if (!name[0] || strlen(name) > 63 || isdigit((unsigned char)name[0]))
 		return false;
@@ -69,7 +69,7 @@ static bool valid_setting_name(const char *name)
 int params_track(const char *name)
 {
 	int idx = params_index(name);
-	if (idx >= 0 || !valid_setting_name(name) || n_names == PARAMS_MAX)
+	if (idx >= 0 || !params_is_setting_name(name) || n_names == PARAMS_MAX)
 		return idx;
 	names[n_names] = xstrdup(name);
 	return (int)n_names++;

@@ -450,6 +450,56 @@ def test_options_other_than_settings_are_refused(tidepool, role):
         tp.connect(user=role, options="-c bad;name=1")
 
 
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_startup_parameters_are_settings(tidepool, role, mode):
+    """A setting sent as a startup parameter of its own, as PostgreSQL takes
+    it (node-postgres sends statement_timeout and
+    idle_in_transaction_session_timeout this way): the client's own, as with
+    options=-c, and never left behind for another client."""
+    tp = tidepool(pool_mode=mode, default_pool_size=1)
+    q = ("select current_setting('statement_timeout'), "
+         "current_setting('idle_in_transaction_session_timeout')")
+    with tp.raw() as r:
+        r.startup(user=role, statement_timeout="4321", idle_in_transaction_session_timeout="2500")
+        for _ in range(2):
+            rows, err, _ = r.query(q)
+            assert err is None and rows == [["4321ms", "2500ms"]], (rows, err)
+    with tp.raw() as r:
+        r.startup(user=role)
+        rows, err, _ = r.query(q)
+        assert err is None and rows == [["0", "0"]], (rows, err)
+
+
+def test_startup_parameter_that_is_no_setting(tidepool, role):
+    tp = tidepool()
+    with tp.raw() as r:
+        r.send(pgraw.startup_message(user=role, **{"bad-name": "1"}))
+        err = r.error_or_close()
+        assert err and err["C"] == "08P01" and "unsupported startup parameter: bad-name" in err["M"], err
+    # a well-formed name PostgreSQL does not know fails when it is applied
+    with tp.raw() as r:
+        r.startup(user=role, tidepool_bogus_parameter="1")
+        r.send(pgraw.query_message("select 1"))
+        assert r.error_or_close() is not None
+
+
+def test_unauthenticated_client_tracks_no_setting_name(tidepool):
+    """Setting names are added to the tracked ones (a table of 16) only once
+    the client is authenticated: a client that never logs in cannot fill
+    it for everybody else."""
+    tp = tidepool(auth_type="md5", auth_file={"md5_user": "md5_pw"})
+    for i in range(4):
+        with tp.raw() as r:
+            opts = " ".join("-c junk_%d_%d=1" % (i, j) for j in range(8))
+            r.send(pgraw.startup_message(user="md5_user", options=opts))
+            typ, _ = r.read_message()
+            assert typ == "R"   # asked for a password; goes away without one
+    with tp.raw() as r:
+        r.startup(user="md5_user", password="md5_pw", statement_timeout="1234")
+        rows, err, _ = r.query("show statement_timeout")
+        assert err is None and rows == [["1234ms"]], (rows, err)
+
+
 # ------------------------------------------------------ reloads that never lie
 
 def config_value(adm, key):
