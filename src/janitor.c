@@ -114,6 +114,22 @@ static void check_active(struct pool *p, usec_t now)
 	}
 }
 
+/* server_fast_close: a session-mode server marked for closing (RECONNECT,
+ * a changed target) whose client sits idle between transactions is closed
+ * now, not when the client leaves; the client is told (as PgBouncer). */
+static void check_fast_close(struct pool *p, const struct config *cfg)
+{
+	if (!cfg->server_fast_close || p->mode != POOL_MODE_SESSION)
+		return;
+	struct list_node *n, *tmp;
+	list_for_each_safe(n, tmp, &p->servers[SV_ACTIVE]) {
+		struct server *s = list_entry(n, struct server, node);
+		if (s->close_needed && !s->internal && s->pending_ready == 0 && !s->unsynced && !s->copy_in &&
+		    s->tx_status == 'I')
+			server_close(s, "database configuration changed");
+	}
+}
+
 static void check_servers(struct pool *p, const struct config *cfg, usec_t now)
 {
 	struct list_node *n, *tmp;
@@ -167,6 +183,7 @@ void janitor_run(void)
 		check_idle_clients(p, now);
 		check_active(p, now);
 		check_servers(p, cfg, now);
+		check_fast_close(p, cfg);
 		fill_min_pool(p);
 		pool_refresh_dns(p);
 		pool_kick(p);

@@ -820,3 +820,22 @@ def test_show_clients_with_many_clients(tidepool, raise_nofile):
     finally:
         for c in conns:
             c.close()
+
+
+def test_server_fast_close_on_reconnect(tidepool):
+    """Issue 16 (PgBouncer's test_fast_close): with server_fast_close, a
+    session whose server RECONNECT marked is closed between transactions,
+    not when the client leaves; without it the session keeps its server."""
+    for fast in (1, 0):
+        tp = admin_tp(tidepool, server_fast_close=fast)
+        with tp.connect() as c, console(tp) as adm:
+            pid = c.execute("select pg_backend_pid()").fetchone()[0]
+            adm.execute("RECONNECT appdb")
+            if fast:
+                assert wait_until(lambda: "database configuration changed" in tp.log(), timeout=10)
+                with pytest.raises(psycopg.OperationalError) as ei:
+                    c.execute("select 1")
+                assert "database configuration changed" in str(ei.value)
+            else:
+                time.sleep(2)
+                assert c.execute("select pg_backend_pid()").fetchone()[0] == pid

@@ -100,6 +100,7 @@ KEY_TESTS = {
     "shutdown_mode": "test_http.py::test_wait_for_clients_mode_keeps_idle_clients",
     "shutdown_timeout": "test_http.py::test_shutdown_timeout_cuts_an_open_transaction",
     "so_reuseport": "test_dropin.py::test_so_reuseport",
+    "server_fast_close": "test_admin.py::test_server_fast_close_on_reconnect",
     "stats_period": "test_admin.py::test_stats_averages_over_stats_period",
     "stats_users": "test_admin.py::test_stats_user_may_only_read",
     "stats_users_prefix": "test_operators.py::test_zalando_pooler_shape",
@@ -131,7 +132,7 @@ BY_DESIGN = {
 # Implemented, but no test shows the effect yet (may only shrink).
 NOT_YET_SHOWN = {
     "cancel_wait_timeout", "client_tls_dheparams", "client_tls_ecdhcurve", "conffile",
-    "pkt_buf", "server_connect_timeout", "server_fast_close", "server_tls13_ciphers",
+    "pkt_buf", "server_connect_timeout", "server_tls13_ciphers",
     "server_tls_ciphers", "server_tls_protocols", "syslog", "syslog_facility", "syslog_ident",
     "track_extra_parameters",
 }
