@@ -9,7 +9,9 @@
 # Environment: PG_BINDIR (default: newest /usr/lib/postgresql/*/bin),
 #   NODEPG_TIMEOUT (seconds per test file, default 90: a client that gives up
 #   during SCRAM waits for the server's 60 s authentication timeout), NODEPG_KEEP=1 keeps
-#   the work directory, NODEPG_FILTER (a grep -E pattern on the file paths).
+#   the work directory, NODEPG_FILTER (a grep -E pattern on the file paths),
+#   NODEPG_VERBOSE=1 shows the end of a failing file's output, NODEPG_PGCONF
+#   (lines added to postgresql.conf, e.g. "log_statement = all").
 #
 # Starts a throwaway PostgreSQL set up as node-postgres's CI does (user
 # postgres with password postgres over md5/SCRAM, database ci_db_test,
@@ -77,6 +79,7 @@ max_connections = 200
 ssl = on
 ssl_cert_file = '$WORK/server.crt'
 ssl_key_file = '$WORK/server.key'
+${NODEPG_PGCONF:-}
 EOF
 as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w start >/dev/null \
     || { cat "$WORK/postgres.log"; exit 1; }
