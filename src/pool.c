@@ -224,15 +224,19 @@ static void pool_load(struct pool *p, const struct config *cfg, const struct db_
 	set_str(&p->startup_datestyle, db->datestyle);
 	set_str(&p->startup_timezone, db->timezone);
 	set_str(&p->startup_appname, db->application_name);
-	enum pool_mode mode = u && u->pool_mode != POOL_MODE_UNSET ? u->pool_mode
+	/* The server side follows the user the servers log in as (a forced
+	 * user's [users] entry, not the login user's: as PgBouncer); the client
+	 * limits below follow the login user. */
+	const struct user_config *su = db->user ? config_find_user(cfg, db->user) : u;
+	enum pool_mode mode = su && su->pool_mode != POOL_MODE_UNSET ? su->pool_mode
 			    : db->pool_mode != POOL_MODE_UNSET ? db->pool_mode : cfg->pool_mode;
 	p->mode = mode;
-	p->pool_size = first_set(u ? u->pool_size : -1, db->pool_size, cfg->default_pool_size);
+	p->pool_size = first_set(su ? su->pool_size : -1, db->pool_size, cfg->default_pool_size);
 	p->min_pool_size = first_set(db->min_pool_size, cfg->min_pool_size, 0);
-	p->reserve_pool_size = first_set(u ? u->reserve_pool_size : -1, db->reserve_pool_size,
+	p->reserve_pool_size = first_set(su ? su->reserve_pool_size : -1, db->reserve_pool_size,
 					 cfg->reserve_pool_size);
 	p->max_db_connections = first_set(db->max_db_connections, cfg->max_db_connections, 0);
-	p->max_user_connections = first_set(u ? u->max_user_connections : -1, cfg->max_user_connections, 0);
+	p->max_user_connections = first_set(su ? su->max_user_connections : -1, cfg->max_user_connections, 0);
 	p->server_lifetime = db->server_lifetime >= 0 ? db->server_lifetime : cfg->server_lifetime;
 	pool_load_client_limits(p, cfg, db, u);
 	if (p->replication != REPL_NONE) {   /* one server per client, never shared */

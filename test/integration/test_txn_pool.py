@@ -270,3 +270,19 @@ def test_waiting_clients_served_in_order(tidepool, role):
     assert order == list(range(5)), order
     for c in conns + [holder]:
         c.close()
+
+
+def test_forced_user_pool_takes_the_forced_users_settings(tidepool, pg, role):
+    """Issue 16 (PgBouncer's test_pool_size): with a forced user, the login
+    user's [users] pool_size does not size the pool; the database's does."""
+    tp = tidepool(pool_mode="transaction", users={"app": "pool_size=1"},
+                  databases={"appdb": "host=127.0.0.1 port=%d dbname=appdb user=%s pool_size=2" % (pg.port, role)})
+    a = tp.connect(user="app")
+    b = tp.connect(user="app")
+    a.execute("BEGIN")
+    a.execute("select 1")
+    b.execute("BEGIN")
+    assert Background(lambda: b.execute("select 2").fetchone()[0]).result(10) == 2
+    assert len(pg.backends(user=role)) == 2
+    a.close()
+    b.close()
