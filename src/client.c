@@ -116,8 +116,14 @@ void client_accept(int fd, const struct sockaddr *addr, socklen_t addrlen, bool 
 	client_log(LOG_LVL_DEBUG, c, "accepted connection");
 }
 
-/* linger: the client was just sent an error; see conn_close_lingering. */
-static void close_client(struct client *c, const char *reason, bool linger)
+static void client_send_error(struct client *c, const char *severity, const char *sqlstate,
+			      const char *msg);
+
+/* With sqlstate, the client is told reason as a FATAL error first (after
+ * the log line, so that whoever reads the log once the client has its
+ * error finds the line, as with PgBouncer), and the socket lingers (see
+ * conn_close_lingering). */
+static void close_client(struct client *c, const char *reason, const char *sqlstate)
 {
 	if (c->state == CL_CLOSED)
 		return;
@@ -127,6 +133,8 @@ static void close_client(struct client *c, const char *reason, bool linger)
 			   (long long)((loop_now() - c->connect_time) / USEC_PER_SEC));
 	else
 		client_log(LOG_LVL_DEBUG, c, "closing because: %s", reason);
+	if (sqlstate)
+		client_send_error(c, "FATAL", sqlstate, reason);
 	struct server *s = c->server;
 	c->server = NULL;
 	if (c->pool && c->pool->console)
@@ -148,7 +156,7 @@ static void close_client(struct client *c, const char *reason, bool linger)
 	cancel_unregister(c);
 	settings_client_free(c);
 	ps_client_free(c);   /* now: the pool's registry may go before the deferred free */
-	if (linger)
+	if (sqlstate)
 		conn_close_lingering(&c->conn);
 	else
 		conn_close(&c->conn);
@@ -157,7 +165,7 @@ static void close_client(struct client *c, const char *reason, bool linger)
 
 void client_close(struct client *c, const char *reason)
 {
-	close_client(c, reason, false);
+	close_client(c, reason, NULL);
 }
 
 static void client_free(void *arg)
@@ -195,8 +203,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	const struct config *cfg = config_current();
 	if (cfg->log_pooler_errors)
 		client_log(LOG_LVL_WARNING, c, "pooler error: %s", msg);
-	client_send_error(c, "FATAL", sqlstate, msg);
-	close_client(c, msg, true);
+	close_client(c, msg, sqlstate);
 }
 
 void client_server_lost(struct client *c, const char *why)
