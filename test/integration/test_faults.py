@@ -127,12 +127,16 @@ def test_client_disconnect_mid_transaction_server_not_dirty(tidepool, pg, role, 
     with tp.connect(user=role) as b:
         fresh, dirty, locks, n = b.execute(
             "select now() = statement_timestamp(), current_setting('tp.dirty', true), "
-            "(select count(*) from pg_locks where locktype = 'advisory'), "
+            "(select count(*) from pg_locks where locktype = 'advisory' "
+            "and pid = pg_backend_pid()), "
             "(select count(*) from %s)" % table).fetchone()
     assert fresh is True, "the next client ran inside the previous client's transaction"
     assert dirty in (None, "")
     assert locks == 0
     assert n == 0
+    # the old backend, closed by tidepool, ends its transaction as it exits
+    assert wait_until(lambda: pg.sql("select count(*) from pg_locks where locktype = 'advisory' "
+                                     "and objid = 4242")[0][0] == 0, timeout=5)
     assert wait_until(lambda: not any((r[2] or "").startswith("idle in transaction")
                                       for r in pg.backends(user=role)), timeout=5)
     assert pg.sql("select count(*) from %s" % table, dbname="appdb")[0][0] == 0

@@ -174,12 +174,14 @@ def test_runs_as_65532_with_a_read_only_root(pg, image_root):
     sockdir = image_root / "var" / "run" / "tidepool"
     sockdir.mkdir(parents=True)
     ini = image_root / "etc" / "tidepool" / "tidepool.ini"
+    # trust admits only the users auth_file lists (as PgBouncer)
+    (ini.parent / "userlist.txt").write_text('"app" ""\n')
     # as the ConfigMap of deploy/sidecar would, with the fixture's server
     ini.write_text(
         "[tidepool]\n"
         "listen_addr = 127.0.0.1\nlisten_port = %d\n"
         "unix_socket_dir = %s\n"
-        "auth_type = trust\npool_mode = transaction\n"
+        "auth_type = trust\nauth_file = userlist.txt\npool_mode = transaction\n"
         "metrics_listen_addr = 127.0.0.1\nmetrics_port = %d\n"
         "\n[databases]\nappdb = host=127.0.0.1 port=%d dbname=appdb\n"
         % (port, sockdir, http_port, pg.port))

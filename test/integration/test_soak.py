@@ -142,6 +142,9 @@ def test_soak_rss_and_fds_flat(tidepool, pg):
                   admin_users="admin", metrics_port=0)   # 9127 may be another test's: a
     # reload would then open it later and count as a new descriptor
     pid = tp.pid
+    # the fixture's readiness probe is a connection tidepool may not have
+    # closed yet: count once the descriptors are settled
+    time.sleep(0.5)
     base_fds = n_fds(pid) - servers(tp)
     t = Traffic(tp, pg)
     jobs = [("simple", t.simple, 0), ("simple2", t.simple, 0), ("extended", t.extended, 0),
@@ -162,7 +165,7 @@ def test_soak_rss_and_fds_flat(tidepool, pg):
     wait_until(lambda: clients(tp) == 0, timeout=20)
     # polled: the console connection of the previous look may still be
     # closing when the descriptors are counted
-    end_fds = wait_until(lambda: (lambda f: f if f == base_fds else None)(n_fds(pid) - servers(tp)),
+    end_fds = wait_until(lambda: (lambda f: f if f <= base_fds else None)(n_fds(pid) - servers(tp)),
                          timeout=10) or n_fds(pid) - servers(tp)
 
     third = len(samples) // 3
@@ -174,7 +177,7 @@ def test_soak_rss_and_fds_flat(tidepool, pg):
               rss_kb(pid), base_fds, end_fds, max(s[2] for s in samples)))
     assert t.errors == []
     assert t.counts.get("simple", 0) > 0 and t.counts.get("copy", 0) > 0
-    assert end_fds == base_fds, "file descriptors not given back"
+    assert end_fds <= base_fds, "file descriptors not given back"
     if not under_asan(pid):
         # flat after warm-up: the last third may not exceed the middle third
         # by more than 2 MB (allocator noise; a leak per transaction grows
