@@ -6,6 +6,8 @@
 #   ./check.sh                      everything
 #   ./check.sh -k basic             extra arguments go to pytest
 #   PYTEST_ARGS="-x" ./check.sh     same, from the environment
+#   PYTEST_JOBS=2 ./check.sh        integration tests in 2 processes (pytest-xdist;
+#                                   each has its own PostgreSQL; CI uses 2)
 #   BUILD_DIR=build-asan CONFIGURE_FLAGS="--enable-sanitizers" ./check.sh
 #                                   flags for a fresh ./build (an existing
 #                                   ./build is re-used as configured)
@@ -27,7 +29,7 @@ PYTHON=/usr/bin/python3   # Debian's python, with python3-pytest and python3-psy
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
           libc-ares-dev libpq-dev postgresql postgresql-contrib postgresql-client
-          python3-pytest python3-psycopg python3-asyncpg python3-yaml libpostgresql-jdbc-java
+          python3-pytest python3-pytest-xdist python3-psycopg python3-asyncpg python3-yaml libpostgresql-jdbc-java
           openjdk-17-jdk-headless valgrind)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -74,6 +76,9 @@ summary() {   # passed failed
 install_missing
 
 PYTEST_EXTRA=("$@")
+if [ -n "${PYTEST_JOBS:-}" ] && [ "${PYTEST_JOBS}" != 1 ]; then
+    PYTEST_EXTRA+=(-n "$PYTEST_JOBS")
+fi
 if [ -n "${PYTEST_ARGS:-}" ]; then
     # shellcheck disable=SC2206
     PYTEST_EXTRA+=(${PYTEST_ARGS})
