@@ -89,14 +89,15 @@ def test_a_dead_worker_is_restarted_and_the_others_keep_serving(tidepool):
         # new clients are served, by both workers again
         assert wait_until(lambda: http_status(tp.metrics_port, "/readyz") == 200, 10), \
             http_get(tp.metrics_port, "/readyz")
-        more = []
-        try:
-            # both workers accept again (each takes one connection per wake-up)
-            assert wait_until(lambda: more.append(tp.connect()) or
-                              {key_peer(c.info.backend_pid) for c in more} == {1, 2}, 20)
-        finally:
-            for c in more:
-                c.close()
+        # both workers accept again (each takes one connection per wake-up)
+        seen = set()
+
+        def one_more():
+            with tp.connect() as c:
+                seen.add(key_peer(c.info.backend_pid))
+            return seen == {1, 2}
+
+        assert wait_until(one_more, 30), seen
         fams = scrape(tp.metrics_port)
         assert sum(s[2] for s in fams["tidepool_worker_restarts_total"]["samples"]) == 1
     finally:
