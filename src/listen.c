@@ -338,18 +338,20 @@ void listen_pause(bool pause)
 	}
 }
 
-void listen_close_tcp(void)
+/* Closes the listeners close_it picks and keeps the others (a kept
+ * listener's event argument is its slot, so a moved one is re-assigned). */
+static void close_listeners(bool (*close_it)(const struct listener *))
 {
 	int kept = 0;
 	for (int i = 0; i < n_listeners; i++) {
 		struct listener *l = &listeners[i];
-		if (!l->is_unix && !l->private) {
+		if (close_it(l)) {
 			if (l->ev)
 				event_free(l->ev);
 			close(l->fd);
 			continue;
 		}
-		if (kept != i && l->ev) {   /* its event's argument is its slot */
+		if (kept != i && l->ev) {
 			event_del(l->ev);
 			event_assign(l->ev, loop_base(), l->fd, EV_READ | EV_PERSIST, on_accept, &listeners[kept]);
 			event_add(l->ev, NULL);
@@ -359,25 +361,24 @@ void listen_close_tcp(void)
 	n_listeners = kept;
 }
 
+static bool is_tcp(const struct listener *l)
+{
+	return !l->is_unix && !l->private;
+}
+
+static bool is_public(const struct listener *l)
+{
+	return !l->private;
+}
+
+void listen_close_tcp(void)
+{
+	close_listeners(is_tcp);
+}
+
 void listen_close_public(void)
 {
-	int kept = 0;
-	for (int i = 0; i < n_listeners; i++) {
-		struct listener *l = &listeners[i];
-		if (!l->private) {
-			if (l->ev)
-				event_free(l->ev);
-			close(l->fd);
-			continue;
-		}
-		if (kept != i && l->ev) {   /* its event's argument is its slot */
-			event_del(l->ev);
-			event_assign(l->ev, loop_base(), l->fd, EV_READ | EV_PERSIST, on_accept, &listeners[kept]);
-			event_add(l->ev, NULL);
-		}
-		listeners[kept++] = *l;
-	}
-	n_listeners = kept;
+	close_listeners(is_public);
 	if (unix_path[0] && unix_path_owner == getpid())
 		unlink(unix_path);
 	unix_path[0] = '\0';

@@ -608,6 +608,9 @@ int main(int argc, char **argv)
 	iobuf_set_default_size((uint32_t)cfg->pkt_buf);
 	loop_init();
 	pool_init();
+	/* Before the listener opens: a signal sent as soon as the port answers
+	 * must find its handler (it runs once the loop does), not kill us. */
+	signals_start();
 	if (worker_id) {
 		char name[96];
 		listen_serve(client_accept, true);
@@ -625,7 +628,6 @@ int main(int argc, char **argv)
 		if (!drop_privileges(o.user ? o.user : cfg->user))
 			return 1;
 	}
-	signals_start();
 	if (!dns_init(kick_all_pools, pool_dns_changed))
 		log_warning("DNS resolution is not available: only IP addresses and unix sockets work");
 	janitor_add_tick(admin_tick);
