@@ -191,12 +191,16 @@ static bool listen_unix(const struct config *cfg)
 	if (fd < 0)
 		return false;
 	unlink(un.sun_path);
-	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(fd, cfg->listen_backlog) < 0) {
+	/* made with its mode at once: nobody sees it with the umask's mode */
+	mode_t old_mask = umask(~(mode_t)cfg->unix_socket_mode & 0777);
+	int bound = bind(fd, (struct sockaddr *)&un, sizeof(un));
+	umask(old_mask);
+	if (bound < 0 || listen(fd, cfg->listen_backlog) < 0) {
 		log_error("cannot listen on unix socket %s: %s", un.sun_path, strerror(errno));
 		close(fd);
 		return false;
 	}
-	chmod(un.sun_path, (mode_t)cfg->unix_socket_mode);
+	chmod(un.sun_path, (mode_t)cfg->unix_socket_mode);   /* bits a umask cannot give */
 	if (cfg->unix_socket_group[0] && !set_socket_group(un.sun_path, cfg->unix_socket_group)) {
 		close(fd);
 		unlink(un.sun_path);
