@@ -691,14 +691,15 @@ def test_pipeline_with_a_failed_parse(tidepool, pg, mode):
     pg.sql("drop table if exists %s" % table, dbname="appdb")
     tp = tidepool(pool_mode=mode, default_pool_size=1, max_prepared_statements=50)
     with tp.connect(prepare_threshold=5) as conn:
-        with conn.pipeline() as p, conn.cursor() as cur:
-            cur.execute("select 1", prepare=True)
-            cur.execute("select * from %s" % table, prepare=True)
-            with pytest.raises(psycopg.errors.UndefinedTable):
-                try:
-                    cur.execute("select 2", prepare=True)
-                finally:
-                    p.sync()
+        # psycopg raises the error at whichever call reads it (the failing
+        # statement's, the next one's, the sync or the pipeline's end), as
+        # results happen to arrive
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            with conn.pipeline() as p, conn.cursor() as cur:
+                cur.execute("select 1", prepare=True)
+                cur.execute("select * from %s" % table, prepare=True)
+                cur.execute("select 2", prepare=True)
+                p.sync()
         assert conn.execute("select 1", prepare=True).fetchone()[0] == 1
         assert conn.execute("select 3").fetchone()[0] == 3
 
