@@ -622,9 +622,11 @@ int main(int argc, char **argv)
 			return 1;
 		log_info("worker %d of %d", worker_id, n_workers);
 	} else {
+		/* the HTTP endpoint first: once the pooler's port answers, the
+		 * probes do too */
+		(void)http_start(cfg);
 		if (!listen_start(cfg, client_accept))
 			return 1;
-		(void)http_start(cfg);
 		if (!drop_privileges(o.user ? o.user : cfg->user))
 			return 1;
 	}

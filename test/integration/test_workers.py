@@ -118,12 +118,13 @@ def test_one_metrics_page_and_probes_for_all_workers(tidepool):
         assert http_get(tp.metrics_port, "/livez")[0] == 200
         # the console says which worker answered
         seen = set()
-        for _ in range(20):
+
+        def one_more():
             with tp.connect(dbname="pgbouncer", user="admin") as adm:
-                state = dict(adm.execute("show state").fetchall())
-                seen.add(state["worker"])
-            if len(seen) == 2:
-                break
+                seen.add(dict(adm.execute("show state").fetchall())["worker"])
+            return len(seen) == 2
+
+        assert wait_until(one_more, 30), seen
         assert seen == {"1 of 2 (generation 0)", "2 of 2 (generation 0)"}, seen
         # a paused worker is not ready; SIGUSR1 reaches every worker through the supervisor
         tp.send_signal(signal.SIGUSR1)
